@@ -1,0 +1,35 @@
+"""digitpad: handwritten digit recognition as a web app and a JSON API."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import torch
+from flask import Flask
+
+from app import config, errors
+
+
+def create_app(overrides: dict[str, Any] | None = None) -> Flask:
+    """Build the app: settings from the environment, then `overrides`; the model loads once, here."""
+    from app import api, pages
+    from app.classifier import Classifier
+    from model.checkpoint import ModelError
+
+    app = Flask(__name__, static_folder="../static", template_folder="../templates")
+    app.config.from_mapping(config.from_environment())
+    app.config.update(overrides or {})
+    app.json.sort_keys = False
+
+    torch.set_num_threads(app.config["TORCH_THREADS"])
+    try:
+        app.extensions["digitpad.classifier"] = Classifier(app.config["MODEL_PATH"], app.config["DEVICE"])
+    except (ModelError, ValueError) as exc:
+        print(f"digitpad: cannot start: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+    app.register_blueprint(api.bp)
+    app.register_blueprint(pages.bp)
+    errors.register(app)
+    return app

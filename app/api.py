@@ -1,0 +1,88 @@
+"""The JSON API: predictions, model metadata and health checks."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import numpy as np
+from flask import Blueprint, current_app, g, jsonify, request
+
+from app import inputs
+from app.classifier import Classifier
+from app.preprocess import ImageError, preprocess, to_png
+
+bp = Blueprint("api", __name__)
+
+
+def classifier() -> Classifier:
+    return current_app.extensions["digitpad.classifier"]
+
+
+def _prepare(data: bytes) -> np.ndarray:
+    return preprocess(data, current_app.config["MAX_IMAGE_PIXELS"])
+
+
+def _prediction(field: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:
+    digit = int(probabilities.argmax())
+    return {
+        "digit": digit,
+        "confidence": round(float(probabilities[digit]), 6),
+        "probabilities": [round(float(p), 6) for p in probabilities],
+        "preview": "data:image/png;base64," + base64.b64encode(to_png(field)).decode(),
+        "model": classifier().info(),
+    }
+
+
+@bp.post("/predict")
+def predict():
+    field = _prepare(inputs.single_image(request))
+    result = _prediction(field, classifier().probabilities(field[None])[0])
+    g.digits = [result["digit"]]
+    return jsonify(result)
+
+
+@bp.post("/predict/batch")
+def predict_batch():
+    items = inputs.batch_items(request)
+    limit = current_app.config["MAX_BATCH"]
+    if not items:
+        raise inputs.RequestError("no images in the batch")
+    if len(items) > limit:
+        raise inputs.RequestError(f"too many images in one batch: {len(items)} (the limit is {limit})", 413)
+    fields: list[np.ndarray | None] = []
+    errors: dict[int, ImageError] = {}
+    for i, item in enumerate(items):
+        try:
+            data = item if isinstance(item, bytes) else inputs.decode_base64(item, f"images[{i}]")
+            fields.append(_prepare(data))
+        except ImageError as exc:
+            fields.append(None)
+            errors[i] = exc
+    good = [f for f in fields if f is not None]
+    probabilities = iter(classifier().probabilities(np.stack(good)) if good else [])
+    predictions = [
+        {"error": errors[i].message, "status": errors[i].status} if field is None
+        else _prediction(field, next(probabilities))
+        for i, field in enumerate(fields)
+    ]
+    g.digits = [p["digit"] for p in predictions if "digit" in p]
+    return jsonify({"predictions": predictions})
+
+
+@bp.get("/api/model")
+def model_info():
+    return jsonify(classifier().metadata)
+
+
+@bp.get("/healthz")
+def healthz():
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz():
+    probabilities = classifier().probabilities(np.zeros((1, 28, 28), np.float32))
+    if not np.isfinite(probabilities).all():
+        return jsonify({"status": "model answers with non-finite values"}), 503
+    return jsonify({"status": "ready", "model": classifier().info(), "device": str(classifier().device)})

@@ -1,0 +1,51 @@
+"""The model as the service uses it: loaded once, made cheap for inference, called in batches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from model import checkpoint
+from model.device import resolve_device
+
+
+def fold_batchnorm(net: nn.Module) -> nn.Module:
+    """Fold every BatchNorm into the convolution before it: same outputs, a third fewer ops."""
+    for name, child in net.named_children():
+        if isinstance(child, nn.Sequential):
+            layers = list(child)
+            folded = []
+            for layer in layers:
+                if isinstance(layer, nn.BatchNorm2d) and folded and isinstance(folded[-1], nn.Conv2d):
+                    folded[-1] = fuse_conv_bn_eval(folded[-1], layer)
+                else:
+                    folded.append(layer)
+            setattr(net, name, nn.Sequential(*folded))
+        else:
+            fold_batchnorm(child)
+    return net
+
+
+class Classifier:
+    """Digit probabilities for batches of 28x28 images, on the configured device."""
+
+    def __init__(self, weights: str | Path, device: str = "auto") -> None:
+        self.device = resolve_device(device)
+        net, self.metadata = checkpoint.load(Path(weights), self.device)
+        self.net = fold_batchnorm(net).eval()
+        self.name = self.metadata.get("name", "digitpad-cnn")
+        self.version = self.metadata.get("version", "unknown")
+
+    @torch.inference_mode()
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """(N, 28, 28) floats in [0, 1] -> (N, 10) softmax probabilities."""
+        x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).to(self.device)
+        return torch.softmax(self.net(x.unsqueeze(1)).float(), dim=1).cpu().numpy()
+
+    def info(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version}

@@ -1,0 +1,229 @@
+"""Turn whatever image people send into what MNIST looks like.
+
+MNIST digits are white on black, fitted into a 20x20 box with their aspect ratio kept,
+anti-aliased, and placed in a 28x28 field by their centre of mass. Canvases, photos and
+scans are none of these things; this module is the one place that bridges the gap, for
+the API, the page's preview, the command-line predictor and the benchmarks alike.
+
+    decode(bytes) -> PIL image  ->  ink(image) -> float map, 1 = ink  ->  to_mnist(ink) -> 28x28
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+from scipy import ndimage
+
+FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")
+DEFAULT_MAX_PIXELS = 40_000_000
+
+BOX = 20          # MNIST's digit box, in pixels
+FIELD = 28        # MNIST's image size
+WORK = 4 * BOX    # resolution at which stroke width is adjusted, then averaged down 4x
+WORKING_SIDE = 640  # larger images are averaged down to this first: plenty for a digit
+# Stroke width, as a fraction of the digit box's longer side, that MNIST digits span
+# (about 1.5 to 4.5 px in the 20 px box); strokes outside it are thickened or thinned.
+STROKE_RANGE = (0.085, 0.2)
+STROKE_TARGET = (0.11, 0.17)
+
+
+class ImageError(ValueError):
+    """An image we cannot use, with the HTTP status that fits and a message for the user."""
+
+    status = 400
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+
+
+class NoDigitError(ImageError):
+    status = 422
+
+    def __init__(self, message: str = "no digit found") -> None:
+        super().__init__(message)
+
+
+def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decode PNG, JPEG, WebP, GIF (first frame) or BMP, upright as its EXIF says.
+
+    The pixel count is checked from the header, before any pixel is decoded, so
+    decompression bombs cost nothing.
+    """
+    if not data:
+        raise ImageError("the image is empty (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=FORMATS)
+    except UnidentifiedImageError:
+        raise ImageError(f"not an image, or not one of {', '.join(FORMATS)}", 415) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"the image has too many pixels (limit {max_pixels:,})", 413) from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageError(f"the image is corrupt: {exc}") from None
+    width, height = image.size
+    if width == 0 or height == 0:
+        raise ImageError("the image has zero width or height")
+    if width * height > max_pixels:
+        raise ImageError(f"the image has {width * height:,} pixels; the limit is {max_pixels:,}", 413)
+    if image.format == "JPEG":
+        # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: a phone photo needs no 12 megapixels.
+        image.draft(image.mode, (WORKING_SIDE, WORKING_SIDE))
+    try:
+        image.load()
+        image = ImageOps.exif_transpose(image)
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise ImageError(f"the image is truncated or corrupt: {exc}") from None
+    return image
+
+
+def _channels(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """Colour as float (H, W, C) in [0, 1], and alpha (H, W) or None."""
+    if image.mode in ("P", "PA"):
+        image = image.convert("RGBA" if image.mode == "PA" or "transparency" in image.info else "RGB")
+    elif image.mode in ("L", "RGB") and "transparency" in image.info:
+        image = image.convert("LA" if image.mode == "L" else "RGBA")
+    if image.mode.startswith("I") or image.mode == "F":
+        values = np.asarray(image, dtype=np.float32)
+        peak = values.max()
+        scale = 65535.0 if peak > 255 else 255.0 if peak > 1 else 1.0
+        return np.clip(values / scale, 0, 1)[..., None], None
+    if image.mode not in ("L", "LA", "RGB", "RGBA"):
+        image = image.convert("RGBA" if "A" in image.mode or image.mode == "RGBa" else "RGB")
+    values = np.asarray(image, dtype=np.float32) / 255.0
+    if values.ndim == 2:
+        values = values[..., None]
+    if image.mode in ("LA", "RGBA"):
+        return values[..., :-1], values[..., -1]
+    return values, None
+
+
+def _border(a: np.ndarray) -> np.ndarray:
+    """The outer ring of pixels, where the background shows on any sensible drawing."""
+    b = max(1, min(a.shape[:2]) // 50)
+    return np.concatenate([a[:b].reshape(-1, *a.shape[2:]), a[-b:].reshape(-1, *a.shape[2:]),
+                           a[b:-b, :b].reshape(-1, *a.shape[2:]), a[b:-b, -b:].reshape(-1, *a.shape[2:])])
+
+
+def ink(image: Image.Image) -> np.ndarray:
+    """Where the ink is: float (H, W), 0 for background and 1 for full ink, any polarity or colour.
+
+    A mostly transparent image (a canvas exported as is) has its ink in the alpha channel.
+    Otherwise the background is the median colour of the border, and ink is the distance
+    from it, so black on white, white on black and blue on yellow all work the same.
+    """
+    if max(image.size) > WORKING_SIDE:
+        image = image.copy()
+        image.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.BOX)
+    colour, alpha = _channels(image)
+    if alpha is not None and np.mean(alpha < 0.5) >= 0.5:
+        distance = alpha
+    else:
+        if alpha is not None:
+            opaque = colour[alpha >= 0.5]
+            paper = np.median(opaque, axis=0) if len(opaque) else np.ones(colour.shape[-1], np.float32)
+            colour = colour * alpha[..., None] + paper * (1 - alpha[..., None])
+        background = np.median(_border(colour), axis=0)
+        distance = np.sqrt(np.square(colour - background).mean(axis=-1))
+    noise = float(np.percentile(_border(distance), 90))
+    floor = max(0.08, 3 * noise)
+    strokes = distance[distance > floor]
+    if strokes.size == 0:
+        return np.zeros(distance.shape, np.float32)
+    full = max(float(np.percentile(strokes, 90)), floor + 0.05)
+    return np.clip((distance - floor) / (full - floor), 0, 1).astype(np.float32)
+
+
+def _digit_crop(ink_map: np.ndarray) -> np.ndarray:
+    """The ink's bounding box, with isolated specks removed; NoDigitError if there is no digit."""
+    mask = ink_map > 0.25
+    labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
+    if count == 0:
+        raise NoDigitError()
+    sizes = np.bincount(labels.ravel())[1:]
+    # Pieces of a digit are strokes; specks are small next to the largest stroke.
+    keep = np.flatnonzero(sizes >= max(0.05 * sizes.max(), 2)) + 1
+    kept = np.isin(labels, keep)
+    rows, cols = np.flatnonzero(kept.any(1)), np.flatnonzero(kept.any(0))
+    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    side = max(bottom - top, right - left)
+    if side < 0.02 * max(ink_map.shape) or kept.sum() < 4:
+        raise NoDigitError()
+    # Keep the anti-aliased fringe of kept strokes, drop everything else (specks).
+    near = ndimage.binary_dilation(kept, iterations=2)[top:bottom, left:right]
+    return np.where(near, ink_map[top:bottom, left:right], 0)
+
+
+def _stroke_width(mask: np.ndarray) -> float:
+    """Mean stroke width of a binary mask: twice the area over the perimeter."""
+    area = mask.sum()
+    padded = np.pad(mask, 1)
+    perimeter = np.count_nonzero(padded[1:] != padded[:-1]) + np.count_nonzero(padded[:, 1:] != padded[:, :-1])
+    return 2.0 * area / max(perimeter, 1)
+
+
+def _resize(a: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Area-average when shrinking (every stroke keeps its ink), bilinear when enlarging."""
+    method = Image.Resampling.BOX if width <= a.shape[1] and height <= a.shape[0] else Image.Resampling.BILINEAR
+    return np.asarray(Image.fromarray(a.astype(np.float32), "F").resize((width, height), method))
+
+
+def _disk(radius: int) -> np.ndarray:
+    y, x = np.ogrid[-radius:radius + 1, -radius:radius + 1]
+    return x * x + y * y <= radius * radius + radius
+
+
+def to_mnist(ink_map: np.ndarray) -> np.ndarray:
+    """The 28x28 float image in [0, 1] that MNIST would have had for this drawing."""
+    crop = _digit_crop(ink_map)
+    height, width = crop.shape
+    side = max(height, width)
+    # Work at 4x the final size: enough to reshape strokes, then average down for anti-aliasing.
+    w, h = max(1, round(width * WORK / side)), max(1, round(height * WORK / side))
+    work = _resize(crop, w, h)
+    width_fraction = _stroke_width(crop > 0.5) / side
+    lo, hi = STROKE_RANGE
+    if width_fraction < lo or width_fraction > hi:
+        target = min(max(width_fraction, STROKE_TARGET[0]), STROKE_TARGET[1])
+        radius = round(abs(target - width_fraction) * WORK / 2)
+        if radius:
+            work = np.pad(work, radius)
+            grow = ndimage.grey_dilation if width_fraction < lo else ndimage.grey_erosion
+            work = grow(work, footprint=_disk(radius))
+            rows, cols = np.flatnonzero(work.max(1) > 0.05), np.flatnonzero(work.max(0) > 0.05)
+            if rows.size:
+                work = work[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+            h, w = work.shape
+            scale = WORK / max(h, w)
+            work = _resize(work, max(1, round(w * scale)), max(1, round(h * scale)))
+        peak = work.max()
+        if peak > 0:
+            work = np.clip(work / peak, 0, 1)
+    h, w = work.shape
+    digit = _resize(work, max(1, round(w * BOX / WORK)), max(1, round(h * BOX / WORK)))
+    digit = np.clip(digit, 0, 1)
+    # Place by centre of mass, as MNIST does, without pushing any ink out of the field.
+    cy, cx = ndimage.center_of_mass(digit)
+    top = int(np.clip(round(FIELD / 2 - cy - 0.5), 0, FIELD - digit.shape[0]))
+    left = int(np.clip(round(FIELD / 2 - cx - 0.5), 0, FIELD - digit.shape[1]))
+    field = np.zeros((FIELD, FIELD), np.float32)
+    field[top:top + digit.shape[0], left:left + digit.shape[1]] = digit
+    return field
+
+
+def preprocess(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Image bytes -> the 28x28 MNIST-style float image the model sees."""
+    return to_mnist(ink(decode(data, max_pixels)))
+
+
+def to_png(field: np.ndarray) -> bytes:
+    """The 28x28 image as an 8-bit grey PNG, for showing people what the model saw."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.round(field * 255).astype(np.uint8), "L").save(buffer, "PNG")
+    return buffer.getvalue()

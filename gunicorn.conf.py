@@ -1,0 +1,34 @@
+"""gunicorn settings for digitpad, read automatically by `gunicorn "app:create_app()"` run from
+the repository root. Every value can be changed from the environment or the command line."""
+
+import os
+
+# Where to listen. The Docker image sets DIGITPAD_BIND=0.0.0.0:8000.
+bind = os.environ.get("DIGITPAD_BIND", "127.0.0.1:8000")
+
+# Predictions are CPU-bound: one synchronous worker per core, each with one torch thread
+# (DIGITPAD_TORCH_THREADS), beats fewer workers with more threads.
+workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 1))
+worker_class = "sync"
+
+# Load the model once in the master; workers share its memory copy-on-write, and a broken
+# model stops the server at start-up with one line instead of failing in every worker.
+preload_app = True
+
+# A worker silent for this long is killed and replaced; no prediction takes near this.
+timeout = int(os.environ.get("DIGITPAD_TIMEOUT", 30))
+# On SIGTERM, workers finish the requests they hold for up to this long, then exit.
+graceful_timeout = int(os.environ.get("DIGITPAD_GRACEFUL_TIMEOUT", 20))
+keepalive = 2
+
+# Bounds on the request head; the body is bounded by DIGITPAD_MAX_CONTENT_LENGTH in the app.
+limit_request_line = 8190
+limit_request_fields = 100
+limit_request_field_size = 8190
+
+# Request lines go through the app's own structured log (one line per request, with the
+# predicted digit); gunicorn's access log stays off unless asked for.
+accesslog = os.environ.get("DIGITPAD_ACCESS_LOG") or None
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+errorlog = "-"
+loglevel = os.environ.get("DIGITPAD_LOG_LEVEL", "info")

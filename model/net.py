@@ -1,0 +1,43 @@
+"""The digit classifier: a small VGG-style CNN sized for fast training on a laptop CPU."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# MNIST pixel statistics; the network normalises its own input, so callers pass [0, 1] images.
+MNIST_MEAN = 0.1307
+MNIST_STD = 0.3081
+
+
+def _conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
+    return [
+        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    ]
+
+
+class DigitNet(nn.Module):
+    """28x28 grey image (white ink on black, values in [0, 1]) -> 10 digit logits.
+
+    Three stages at 28, 14 and 7 px, each ending in a 2x2 max-pool: most of the width
+    sits at the lower resolutions, where it is cheap.
+    """
+
+    def __init__(self, channels: tuple[int, ...] = (16, 32, 32, 64, 64)) -> None:
+        super().__init__()
+        c1, c2, c3, c4, c5 = channels
+        self.channels = tuple(channels)
+        self.register_buffer("mean", torch.tensor(MNIST_MEAN), persistent=False)
+        self.register_buffer("std", torch.tensor(MNIST_STD), persistent=False)
+        self.features = nn.Sequential(
+            *_conv_bn_relu(1, c1), nn.MaxPool2d(2),
+            *_conv_bn_relu(c1, c2), *_conv_bn_relu(c2, c3), nn.MaxPool2d(2),
+            *_conv_bn_relu(c3, c4), *_conv_bn_relu(c4, c5), nn.MaxPool2d(2),
+        )
+        self.classifier = nn.Linear(c5 * 3 * 3, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x - self.mean) / self.std
+        return self.classifier(self.features(x).flatten(1))

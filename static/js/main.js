@@ -1,0 +1,151 @@
+// digitpad's page: the board, live predictions, upload and the model panel, wired together.
+
+import { Board } from "./board.js";
+import { predict } from "./api.js";
+import { ResultView } from "./results.js";
+import { renderModelPanel } from "./model-panel.js";
+
+const $ = (id) => document.getElementById(id);
+const LIVE_INTERVAL_MS = 150; // at most this often while a stroke is being drawn
+const RETRY_MS = [1000, 2000, 4000, 8000];
+
+const board = new Board($("canvas"), { brush: Number($("brush").value) });
+const view = new ResultView();
+const boardEl = $("drop-zone");
+const uploadPreview = $("upload-preview");
+$("origin").textContent = window.location.origin;
+
+// --- predictions: newest wins, stale answers are dropped, failures retry by themselves
+
+let source = null;     // what is on the board: null, "drawing" or a File
+let sent = 0;          // number of the latest request sent
+let shown = 0;         // number of the request whose answer is on screen
+let liveTimer = null;
+let retryTimer = null;
+let retries = 0;
+
+async function currentImage() {
+  if (source instanceof Blob) return source;
+  if (source === "drawing" && !board.empty) return board.toBlob();
+  return null;
+}
+
+async function refresh() {
+  clearTimeout(retryTimer);
+  const image = await currentImage();
+  const id = ++sent;
+  if (!image) {
+    shown = id;
+    view.clearError();
+    view.empty();
+    return;
+  }
+  if (shown === 0 || view.root.dataset.state !== "ready") view.loading();
+  try {
+    const result = await predict(image);
+    if (id < shown) return; // a newer answer is already on screen
+    shown = id;
+    retries = 0;
+    view.clearError();
+    view.show(result);
+  } catch (err) {
+    if (id < shown) return;
+    shown = id;
+    if (err.status === 422 && /no digit/i.test(err.message)) {
+      view.clearError();
+      view.noDigit();
+    } else if (err.status >= 400 && err.status < 500) {
+      view.empty("That image could not be read");
+      view.showError(err.message);
+    } else {
+      // Server down or failing: say so, keep what was shown, and try again shortly.
+      const wait = RETRY_MS[Math.min(retries++, RETRY_MS.length - 1)];
+      view.showError(`${err.message}. Retrying in ${wait / 1000} s…`);
+      if (view.root.dataset.state === "loading") view.empty("Waiting for the server");
+      retryTimer = setTimeout(() => { if (id === sent) refresh(); }, wait);
+    }
+  }
+}
+
+function liveRefresh() {
+  if (liveTimer) return;
+  liveTimer = setTimeout(() => { liveTimer = null; refresh(); }, LIVE_INTERVAL_MS);
+}
+
+function setSource(next) {
+  source = next;
+  const isFile = next instanceof Blob;
+  if (!isFile && uploadPreview.src) {
+    URL.revokeObjectURL(uploadPreview.src);
+    uploadPreview.removeAttribute("src");
+  }
+  uploadPreview.hidden = !isFile;
+  boardEl.classList.toggle("has-ink", isFile || !board.empty);
+  $("undo").disabled = board.strokes.length === 0;
+}
+
+board.addEventListener("strokestart", () => {
+  if (source instanceof Blob) setSource(null);
+  boardEl.classList.add("has-ink");
+});
+board.addEventListener("drawing", liveRefresh);
+board.addEventListener("change", () => {
+  setSource(board.empty ? null : "drawing");
+  clearTimeout(liveTimer);
+  liveTimer = null;
+  refresh();
+});
+
+// --- tools
+
+function clearAll() {
+  board.clear();
+  setSource(null);
+  refresh();
+}
+
+$("brush").addEventListener("input", (e) => {
+  board.brush = Number(e.target.value);
+  $("brush-value").value = e.target.value;
+});
+$("undo").addEventListener("click", () => board.undo());
+$("clear").addEventListener("click", clearAll);
+document.addEventListener("keydown", (e) => {
+  if (e.target instanceof HTMLInputElement && e.target.type !== "range") return;
+  if ((e.ctrlKey || e.metaKey) && !e.shiftKey && e.key.toLowerCase() === "z") {
+    e.preventDefault();
+    board.undo();
+  } else if (e.key === "Escape" || e.key === "Delete") {
+    clearAll();
+  }
+});
+
+function useFile(file) {
+  if (!file) return;
+  board.clear();
+  setSource(file);
+  uploadPreview.src = URL.createObjectURL(file);
+  refresh();
+}
+$("file").addEventListener("change", (e) => {
+  useFile(e.target.files[0]);
+  e.target.value = "";
+});
+boardEl.addEventListener("dragover", (e) => {
+  e.preventDefault();
+  boardEl.classList.add("dragging");
+});
+boardEl.addEventListener("dragleave", () => boardEl.classList.remove("dragging"));
+boardEl.addEventListener("drop", (e) => {
+  e.preventDefault();
+  boardEl.classList.remove("dragging");
+  useFile(e.dataTransfer.files[0]);
+});
+
+// Redraw in the right ink colour when the system switches between light and dark.
+window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => board.redraw());
+
+setSource(null);
+view.empty();
+renderModelPanel().then((ok) => document.body.dataset.modelPanel = ok ? "ready" : "failed");
+document.body.dataset.ready = "true";

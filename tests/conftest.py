@@ -1,0 +1,86 @@
+"""Shared fixtures: MNIST when it is there, the app, and a real gunicorn server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    """The real MNIST files, from $MNIST_DIR; tests that need them skip without it."""
+    value = os.environ.get("MNIST_DIR")
+    if not value:
+        pytest.skip("MNIST_DIR is not set: point it at a folder with the four MNIST *-ubyte.gz files")
+    path = Path(value)
+    if not path.is_dir():
+        pytest.skip(f"MNIST_DIR={value} is not a folder")
+    return path
+
+
+@pytest.fixture(scope="session")
+def app():
+    from app import create_app
+
+    return create_app({"TESTING": True})
+
+
+@pytest.fixture()
+def client(app):
+    return app.test_client()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """gunicorn serving the app with the shipped config, on a free port of the loopback."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "app:create_app()", "--bind", f"127.0.0.1:{self.port}", *args],
+            cwd=ROOT, env={**os.environ, **(env or {})},
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited early:\n{self.process.stdout.read()}")
+            try:
+                if requests.get(f"{self.url}/readyz", timeout=1).ok:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("gunicorn did not become ready in 60 s")
+
+    def stop(self) -> str:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        return self.process.stdout.read()
+
+
+@pytest.fixture(scope="session")
+def server():
+    s = Server("--workers", "2")
+    yield s
+    s.stop()

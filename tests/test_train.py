@@ -1,0 +1,69 @@
+"""train.py end to end on a slice of MNIST, and the shipped model's accuracy and metadata."""
+
+import hashlib
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from model import checkpoint, mnist
+from tests.conftest import ROOT
+
+
+def run_train(out, mnist_dir, *extra):
+    return subprocess.run(
+        [sys.executable, "train.py", "--data-dir", str(mnist_dir), "--limit", "512", "--epochs", "1",
+         "--batch-size", "64", "--threads", "1", "--out", str(out), *extra],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+
+
+@pytest.mark.slow
+def test_quick_run_writes_a_model_that_loads_and_is_deterministic(tmp_path, mnist_dir):
+    first, second = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    for out in (first, second):
+        result = run_train(out, mnist_dir)
+        assert result.returncode == 0, result.stderr
+    net, meta = checkpoint.load(first)
+    assert meta["train_images"] == 512 and len(meta["history"]) == 1
+    assert 0 <= meta["test_accuracy"] <= 1 and len(meta["confusion_matrix"]) == 10
+    assert net(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    # Same seed, same CPU: the same weights, bit for bit.
+    assert hashlib.sha256(first.read_bytes()).digest() == hashlib.sha256(second.read_bytes()).digest()
+
+
+def test_offline_without_data_fails_with_one_clear_line(tmp_path):
+    env_free = tmp_path / "empty"
+    result = subprocess.run(
+        [sys.executable, "-c", "import model.mnist as m, runpy, sys; m.MIRRORS = ('http://127.0.0.1:9/',);"
+         f"sys.argv = ['train.py', '--data-dir', {str(env_free)!r}]; runpy.run_path('train.py', run_name='__main__')"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "could not be downloaded" in result.stderr and "--data-dir" in result.stderr
+
+
+def test_shipped_model_files():
+    weights = checkpoint.DEFAULT_WEIGHTS
+    assert weights.stat().st_size < 5_000_000
+    meta = json.loads(checkpoint.metadata_path(weights).read_text())
+    for key in ("architecture", "input", "test_accuracy", "per_class_accuracy", "confusion_matrix", "history",
+                "training", "data_md5", "torch_version", "git_commit", "weights_sha256"):
+        assert key in meta, key
+    assert meta["test_accuracy"] >= 0.996
+    assert sum(map(sum, meta["confusion_matrix"])) == 10000
+    assert {"epoch", "train_loss", "test_loss", "test_accuracy", "elapsed_s"} <= set(meta["history"][0])
+
+
+@pytest.mark.slow
+def test_shipped_model_accuracy_on_mnist(mnist_dir):
+    images, labels = mnist.load("test", mnist_dir, fetch=False)
+    net, _ = checkpoint.load(checkpoint.DEFAULT_WEIGHTS)
+    with torch.inference_mode():
+        predicted = torch.cat([net(images[i:i + 1000].unsqueeze(1).float() / 255).argmax(1)
+                               for i in range(0, 10000, 1000)])
+    accuracy = (predicted == labels.long()).float().mean().item()
+    assert accuracy >= 0.995, f"shipped model scores {accuracy:.2%} on the MNIST test set"
