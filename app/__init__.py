@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from flask import Flask
 
-from app import config, errors
+from app import config, errors, security
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
@@ -32,4 +32,5 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
     errors.register(app)
+    security.register(app)
     return app

@@ -40,12 +40,14 @@ class Classifier:
         self.net = fold_batchnorm(net).eval()
         self.name = self.metadata.get("name", "digitpad-cnn")
         self.version = self.metadata.get("version", "unknown")
+        self.temperature = float(self.metadata.get("temperature", 1.0))
 
     @torch.inference_mode()
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """(N, 28, 28) floats in [0, 1] -> (N, 10) softmax probabilities."""
         x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).to(self.device)
-        return torch.softmax(self.net(x.unsqueeze(1)).float(), dim=1).cpu().numpy()
+        logits = self.net(x.unsqueeze(1)).float() / self.temperature
+        return torch.softmax(logits, dim=1).cpu().numpy()
 
     def info(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version}

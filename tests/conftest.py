@@ -48,12 +48,14 @@ def free_port() -> int:
 class Server:
     """gunicorn serving the app with the shipped config, on a free port of the loopback."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, *args: str, env: dict[str, str] | None = None, command: list[str] | None = None) -> None:
+        """Start `gunicorn app:create_app() *args`, or `command` (which must bind to $DIGITPAD_BIND)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, **(env or {}), "DIGITPAD_BIND": f"127.0.0.1:{self.port}"}
+        command = command or ["gunicorn", "app:create_app()", *args]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "app:create_app()", "--bind", f"127.0.0.1:{self.port}", *args],
-            cwd=ROOT, env={**os.environ, **(env or {})},
+            [sys.executable, "-m", *command], cwd=ROOT, env=env,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         deadline = time.monotonic() + 60

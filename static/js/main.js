@@ -80,14 +80,11 @@ function setSource(next) {
     uploadPreview.removeAttribute("src");
   }
   uploadPreview.hidden = !isFile;
-  boardEl.classList.toggle("has-ink", isFile || !board.empty);
+  boardEl.classList.toggle("has-ink", next !== null);
   $("undo").disabled = board.strokes.length === 0;
 }
 
-board.addEventListener("strokestart", () => {
-  if (source instanceof Blob) setSource(null);
-  boardEl.classList.add("has-ink");
-});
+board.addEventListener("strokestart", () => setSource("drawing")); // replaces an upload
 board.addEventListener("drawing", liveRefresh);
 board.addEventListener("change", () => {
   setSource(board.empty ? null : "drawing");

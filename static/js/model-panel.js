@@ -37,7 +37,7 @@ export async function renderModelPanel() {
 
 function drawCurves(svg, history) {
   svg.replaceChildren();
-  const W = 420, H = 240, L = 44, R = 44, T = 14, B = 34;
+  const W = 420, H = 240, L = 50, R = 44, T = 34, B = 34;
   const n = history.length;
   const x = (i) => L + (n === 1 ? 0 : (i / (n - 1)) * (W - L - R));
   const accs = history.map((h) => h.test_accuracy * 100);
@@ -62,9 +62,9 @@ function drawCurves(svg, history) {
   const path = (ys) => ys.map((y, i) => `${i ? "L" : "M"}${x(i).toFixed(1)},${y.toFixed(1)}`).join("");
   svg.append(el("path", { class: "loss", d: path(losses.map(yl)) }, undefined));
   svg.append(el("path", { class: "accuracy", d: path(accs.map(ya)) }));
-  const legend = el("g", { transform: `translate(${L + 10},${H - B - 34})` });
+  const legend = el("g", { transform: `translate(${L},10)` });
   legend.append(el("line", { class: "accuracy", x1: 0, x2: 18, y1: 0, y2: 0 }), el("text", { x: 24, y: 4 }, "test accuracy (left)"));
-  legend.append(el("line", { class: "loss", x1: 0, x2: 18, y1: 16, y2: 16 }), el("text", { x: 24, y: 20 }, "training loss (right)"));
+  legend.append(el("line", { class: "loss", x1: 170, x2: 188, y1: 0, y2: 0 }), el("text", { x: 194, y: 4 }, "training loss (right)"));
   svg.append(legend);
 }
 

@@ -1,0 +1,253 @@
+"""The drawing board in a real browser: Debian's Chromium driven by Playwright.
+
+Digits are drawn with real mouse moves and real touch events along the strokes in
+tests/drawing.py; screenshots land in tests/artifacts/.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.drawing import STROKES, _smooth, draw, encode
+
+pytestmark = pytest.mark.browser
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = ROOT / "tests" / "artifacts"
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3, "is_mobile": True, "has_touch": True}
+DESKTOP = {"viewport": {"width": 1280, "height": 900}, "device_scale_factor": 1}
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')")
+if not Path(CHROMIUM).exists():
+    pytest.skip("Debian's Chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--no-first-run"])
+        yield browser
+        browser.close()
+
+
+def open_page(browser, server, request, **context):
+    ctx = browser.new_context(**(context or DESKTOP))
+    page = ctx.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.goto(server.url + "/")
+    page.wait_for_selector("body[data-ready='true']")
+    request.addfinalizer(ctx.close)
+    page.problems = problems
+    return page
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def stroke_paths(digit: int, box: tuple[float, float, float], rect: dict) -> list[list[tuple[float, float]]]:
+    """The digit's strokes in page coordinates; box is (left, top, height) as fractions of the board."""
+    left, top, size = box
+    paths = []
+    for stroke in STROKES[digit]:
+        points = _smooth(stroke, per_segment=5)
+        paths.append([(rect["x"] + (left + x * 0.7 * size) * rect["width"],
+                       rect["y"] + (top + y * size) * rect["height"]) for x, y in points])
+    return paths
+
+
+def draw_with_mouse(page, digit: int, box=(0.25, 0.15, 0.7)) -> None:
+    rect = page.locator("#canvas").bounding_box()
+    for path in stroke_paths(digit, box, rect):
+        page.mouse.move(*path[0])
+        page.mouse.down()
+        for x, y in path[1:]:
+            page.mouse.move(x, y, steps=2)
+        page.mouse.up()
+
+
+def draw_with_touch(page, digit: int, box=(0.25, 0.15, 0.7)) -> None:
+    cdp = page.context.new_cdp_session(page)
+    rect = page.locator("#canvas").bounding_box()
+    for path in stroke_paths(digit, box, rect):
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": path[0][0], "y": path[0][1]}]})
+        for x, y in path[1:]:
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]})
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+
+
+def set_brush(page, value: int) -> None:
+    page.locator("#brush").fill(str(value))
+
+
+def expect_digit(page, digit: int) -> None:
+    page.wait_for_function(
+        "d => document.querySelector('#result').dataset.state === 'ready' && "
+        "document.querySelector('#digit').textContent === String(d)", arg=digit, timeout=10_000)
+
+
+def clear(page) -> None:
+    page.locator("#clear").click()
+    page.wait_for_function("() => document.querySelector('#result').dataset.state === 'empty'")
+
+
+@pytest.mark.parametrize("kind, box, brush", [
+    ("large", (0.22, 0.06, 0.88), 16),
+    ("small", (0.42, 0.4, 0.22), 6),
+    ("off-centre", (0.04, 0.04, 0.35), 10),
+    ("thin brush", (0.25, 0.15, 0.7), 2),
+    ("thick brush", (0.25, 0.15, 0.7), 40),
+])
+def test_draw_digits_with_the_mouse(browser, server, request, kind, box, brush):
+    page = open_page(browser, server, request)
+    set_brush(page, brush)
+    for digit in range(10):
+        draw_with_mouse(page, digit, box)
+        expect_digit(page, digit)
+        if digit in (0, 4, 7):
+            shot(page, f"desktop-{kind.replace(' ', '-')}-{digit}")
+        clear(page)
+    assert page.problems == []
+
+
+def test_live_prediction_while_drawing(browser, server, request):
+    page = open_page(browser, server, request)
+    rect = page.locator("#canvas").bounding_box()
+    path = stroke_paths(7, (0.25, 0.15, 0.7), rect)[0]
+    page.mouse.move(*path[0])
+    page.mouse.down()
+    for x, y in path[1:]:
+        page.mouse.move(x, y, steps=4)
+    # Still holding the button: a prediction has already arrived.
+    page.wait_for_function("() => document.querySelector('#result').dataset.state === 'ready'", timeout=10_000)
+    page.mouse.up()
+    expect_digit(page, 7)
+
+
+def test_draw_with_touch_on_a_phone_without_scrolling(browser, server, request):
+    page = open_page(browser, server, request, **PHONE)
+    assert page.evaluate("document.documentElement.scrollHeight > innerHeight"), "page should be scrollable"
+    page.locator("#canvas").scroll_into_view_if_needed()
+    before = page.evaluate("scrollY")
+    for digit in (2, 3, 5):
+        draw_with_touch(page, digit)
+        expect_digit(page, digit)
+        assert page.evaluate("scrollY") == before, "drawing scrolled the page"
+        if digit == 3:
+            shot(page, "phone-touch-3")
+        clear(page)
+    assert page.problems == []
+
+
+def test_blank_board_says_draw_a_digit(browser, server, request):
+    page = open_page(browser, server, request)
+    sent = []
+    page.on("request", lambda r: sent.append(r.url) if "/predict" in r.url else None)
+    assert page.locator("#status").text_content() == "Draw a digit"
+    assert page.locator("#digit").text_content() == "?"
+    page.keyboard.press("Escape")
+    page.wait_for_timeout(300)
+    assert sent == [] and page.locator("#status").text_content() == "Draw a digit"
+    shot(page, "desktop-blank")
+
+
+def test_undo_and_clear(browser, server, request):
+    page = open_page(browser, server, request)
+    draw_with_mouse(page, 4)  # two strokes
+    expect_digit(page, 4)
+    page.locator("#undo").click()
+    assert page.evaluate("document.querySelector('#canvas') && true")
+    page.wait_for_function("() => document.querySelector('#digit').textContent !== '4' || "
+                           "document.querySelector('#result').dataset.state !== 'ready'")
+    page.keyboard.press("Control+z")
+    page.wait_for_function("() => document.querySelector('#status').textContent === 'Draw a digit'")
+    assert page.locator("#undo").is_disabled()
+    draw_with_mouse(page, 1)
+    expect_digit(page, 1)
+    page.keyboard.press("Escape")
+    page.wait_for_function("() => document.querySelector('#status').textContent === 'Draw a digit'")
+    draw_with_mouse(page, 6)
+    expect_digit(page, 6)
+    clear(page)
+    assert page.locator("#digit").text_content() == "?"
+
+
+def test_upload_a_file(browser, server, request, tmp_path):
+    page = open_page(browser, server, request)
+    path = tmp_path / "eight.jpg"
+    path.write_bytes(encode(draw(8, paper=(255, 255, 255, 255), canvas=(600, 450)).convert("RGB"), "JPEG"))
+    page.locator("#file").set_input_files(str(path))
+    expect_digit(page, 8)
+    assert page.locator("#upload-preview").is_visible()
+    shot(page, "desktop-upload-8")
+    draw_with_mouse(page, 1)  # drawing replaces the upload
+    expect_digit(page, 1)
+    assert not page.locator("#upload-preview").is_visible()
+
+
+def test_server_errors_are_shown_and_recovered_from(browser, server, request):
+    page = open_page(browser, server, request)
+    page.route("**/predict", lambda route: route.fulfill(
+        status=503, content_type="application/json", body='{"error": "Service unavailable"}'))
+    draw_with_mouse(page, 9)
+    error = page.locator("#error")
+    error.wait_for(state="visible")
+    assert "Retrying" in error.text_content()
+    shot(page, "desktop-server-error")
+    page.unroute("**/predict")  # the server is back
+    expect_digit(page, 9)
+    assert error.is_hidden()
+
+
+def test_model_panel_renders(browser, server, request):
+    page = open_page(browser, server, request)
+    page.wait_for_selector("body[data-model-panel='ready']")
+    assert "99." in page.locator("#model-summary").text_content()
+    assert page.locator("#curves path").count() == 2
+    assert page.locator("#confusion rect").count() == 100
+    page.locator("#model").scroll_into_view_if_needed()
+    shot(page, "desktop-model-panel")
+
+
+def test_keyboard_focus_order_and_labels(browser, server, request):
+    page = open_page(browser, server, request)
+    draw_with_mouse(page, 1)  # Undo is disabled, so unfocusable, on an empty board
+    expect_digit(page, 1)
+    page.locator("header a").first.focus()
+    order = ["Draw"]
+    for _ in range(8):
+        page.keyboard.press("Tab")
+        order.append(page.evaluate("document.activeElement.id || document.activeElement.textContent.trim()"))
+    for control in ("canvas", "brush", "undo", "clear", "file"):
+        assert control in order, order
+    assert order.index("canvas") < order.index("brush") < order.index("clear")
+    assert page.locator("#result").get_attribute("aria-live") == "polite"
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_looks_finished_on_phone_and_desktop(browser, server, request, scheme):
+    for name, context in (("phone", PHONE), ("desktop", DESKTOP)):
+        page = open_page(browser, server, request, **context, color_scheme=scheme)
+        assert page.evaluate("document.documentElement.scrollWidth <= innerWidth"), "horizontal overflow"
+        draw_with_mouse(page, 5)
+        expect_digit(page, 5)
+        page.wait_for_selector("body[data-model-panel='ready']")
+        shot(page, f"{name}-{scheme}")
+        assert page.problems == []
+
+
+def test_strict_csp_with_no_violations(browser, server, request):
+    page = open_page(browser, server, request)
+    csp = page.evaluate("fetch('/').then(r => r.headers.get('content-security-policy'))")
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+    draw_with_mouse(page, 3)
+    expect_digit(page, 3)
+    assert not [p for p in page.problems if "Content Security Policy" in p]

@@ -1,0 +1,161 @@
+"""Preprocessing: what people send becomes what MNIST looks like, and the model reads it right."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy import ndimage
+
+from app.preprocess import ImageError, NoDigitError, decode, ink, preprocess, to_png
+from tests.drawing import draw, encode
+
+WHITE, BLACK = (255, 255, 255, 255), (0, 0, 0, 255)
+
+
+def assert_mnist_like(field: np.ndarray) -> None:
+    """Ink fits a 20 px box (touching it on the longer side) and its centre of mass is central."""
+    assert field.shape == (28, 28) and field.dtype == np.float32
+    assert 0 <= field.min() and field.max() <= 1 and field.max() > 0.9
+    rows, cols = np.flatnonzero(field.max(1) > 0.05), np.flatnonzero(field.max(0) > 0.05)
+    height, width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+    assert max(height, width) <= 20 and max(height, width) >= 18, (height, width)
+    cy, cx = ndimage.center_of_mass(field)
+    assert abs(cy - 13.5) <= 1 and abs(cx - 13.5) <= 1, (cy, cx)
+
+
+@pytest.fixture(scope="module")
+def classify(app):
+    classifier = app.extensions["digitpad.classifier"]
+    return lambda data: int(classifier.probabilities(preprocess(data)[None])[0].argmax())
+
+
+def rgb(image: Image.Image) -> Image.Image:
+    return image.convert("RGB")
+
+
+CASES = {
+    "transparent canvas": lambda d: encode(draw(d)),
+    "white ink on transparent (dark-mode canvas)": lambda d: encode(draw(d, ink=WHITE)),
+    "black on white": lambda d: encode(draw(d, paper=WHITE)),
+    "white on black": lambda d: encode(draw(d, paper=BLACK, ink=WHITE)),
+    "blue ink on yellow paper": lambda d: encode(draw(d, paper=(250, 230, 120, 255), ink=(30, 60, 200, 255))),
+    "yellow on dark blue": lambda d: encode(draw(d, paper=(20, 30, 90, 255), ink=(255, 220, 0, 255))),
+    "off-centre in a corner": lambda d: encode(draw(d, canvas=(600, 400), box=(470, 270, 110), brush=9)),
+    "tiny": lambda d: encode(draw(d, canvas=(400, 400), box=(50, 300, 24), brush=3)),
+    "huge canvas, thin brush": lambda d: encode(draw(d, canvas=(2000, 2000), brush=6)),
+    "very thin strokes": lambda d: encode(draw(d, brush=1.5)),
+    "very thick strokes": lambda d: encode(draw(d, brush=34)),
+    "JPEG photo-like": lambda d: encode(rgb(draw(d, canvas=(1200, 900), paper=(235, 232, 225, 255),
+                                                 ink=(40, 40, 60, 255), brush=22)), "JPEG", quality=70),
+    "WebP": lambda d: encode(draw(d, paper=WHITE), "WEBP"),
+    "BMP": lambda d: encode(rgb(draw(d, paper=WHITE)), "BMP"),
+    "grey L": lambda d: encode(draw(d, paper=WHITE).convert("L")),
+    "LA with alpha ink": lambda d: encode(draw(d).convert("LA")),
+    "CMYK JPEG": lambda d: encode(rgb(draw(d, paper=WHITE)).convert("CMYK"), "JPEG", quality=90),
+    "palette with transparency": lambda d: encode(draw(d).convert("P")),
+    "16-bit grey": lambda d: encode(Image.fromarray(
+        (np.asarray(draw(d, paper=WHITE).convert("L"), np.uint16) * 257))),
+}
+
+
+@pytest.mark.parametrize("kind", CASES)
+def test_every_kind_of_drawing_reads_right(kind, classify):
+    for digit in range(10):
+        data = CASES[kind](digit)
+        assert_mnist_like(preprocess(data))
+        assert classify(data) == digit, f"{kind}: drew {digit}"
+
+
+def test_gif_uses_the_first_frame(classify):
+    frames = [draw(3, paper=WHITE).convert("P"), draw(8, paper=WHITE).convert("P")]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:])
+    assert classify(buffer.getvalue()) == 3
+
+
+@pytest.mark.parametrize("orientation, rotate", [(6, 90), (8, -90), (3, 180)])
+def test_exif_orientation_is_respected(classify, orientation, rotate):
+    stored = rgb(draw(7, paper=WHITE)).rotate(rotate, expand=True)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = encode(stored, "JPEG", exif=exif.tobytes())
+    assert classify(data) == 7
+
+
+def test_tilted_digits(classify):
+    for digit in range(10):
+        for angle in (-0.3, 0.3):
+            assert classify(encode(draw(digit, angle=angle))) == digit
+
+
+def test_specks_are_ignored():
+    clean = draw(4, canvas=(300, 300), brush=14)
+    specked = clean.copy()
+    for x, y in [(5, 5), (290, 10), (280, 290)]:
+        specked.paste(BLACK, (x, y, x + 3, y + 3))
+    np.testing.assert_allclose(preprocess(encode(specked)), preprocess(encode(clean)), atol=1e-6)
+
+
+@pytest.mark.parametrize("image", [
+    Image.new("RGBA", (280, 280)),                       # an untouched transparent canvas
+    Image.new("RGB", (280, 280), "white"),              # a blank sheet
+    Image.new("RGB", (64, 64), (200, 30, 30)),          # one flat colour
+    Image.new("L", (1, 1)),                             # a single pixel
+], ids=["transparent", "white", "flat colour", "one pixel"])
+def test_blank_is_no_digit(image):
+    with pytest.raises(NoDigitError):
+        preprocess(encode(image))
+
+
+def test_a_lone_dot_is_no_digit():
+    image = Image.new("RGBA", (280, 280))
+    image.paste(BLACK, (140, 140, 143, 143))
+    with pytest.raises(NoDigitError):
+        preprocess(encode(image))
+
+
+def test_faint_noise_is_no_digit():
+    rng = np.random.default_rng(0)
+    noise = (245 + rng.integers(-6, 6, (200, 200))).astype(np.uint8)
+    with pytest.raises(NoDigitError):
+        preprocess(encode(Image.fromarray(noise)))
+
+
+@pytest.mark.parametrize("data, status", [
+    (b"", 400),
+    (b"hello, not an image", 415),
+    (b"%PDF-1.4 and so on", 415),
+])
+def test_undecodable_input(data, status):
+    with pytest.raises(ImageError) as info:
+        decode(data)
+    assert info.value.status == status
+
+
+def test_truncated_image_is_a_400():
+    data = encode(draw(5, paper=WHITE))
+    with pytest.raises(ImageError) as info:
+        preprocess(data[: len(data) // 2])
+    assert info.value.status == 400
+
+
+def test_too_many_pixels_is_refused_before_decoding():
+    data = encode(Image.new("L", (5000, 5000), 255))
+    with pytest.raises(ImageError) as info:
+        decode(data, max_pixels=10_000_000)
+    assert info.value.status == 413
+
+
+def test_ink_is_in_unit_range_for_both_polarities():
+    a = ink(draw(2, paper=WHITE))
+    b = ink(draw(2, paper=BLACK, ink=WHITE))
+    assert a.min() >= 0 and a.max() == 1
+    np.testing.assert_allclose(a, b, atol=0.02)
+
+
+def test_preview_png_is_the_field():
+    field = preprocess(encode(draw(9)))
+    image = Image.open(io.BytesIO(to_png(field)))
+    assert image.size == (28, 28) and image.mode == "L"
+    np.testing.assert_allclose(np.asarray(image) / 255, field, atol=1 / 255)
