@@ -3,6 +3,10 @@ the repository root. Every value can be changed from the environment or the comm
 
 import os
 
+# This is the production configuration: Flask's debug mode stays off whatever the environment says.
+os.environ["DIGITPAD_ENV"] = "production"
+os.environ["FLASK_DEBUG"] = "0"
+
 # Where to listen. The Docker image sets DIGITPAD_BIND=0.0.0.0:8000.
 bind = os.environ.get("DIGITPAD_BIND", "127.0.0.1:8000")
 
@@ -32,3 +36,16 @@ accesslog = os.environ.get("DIGITPAD_ACCESS_LOG") or None
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
 errorlog = "-"
 loglevel = os.environ.get("DIGITPAD_LOG_LEVEL", "info")
+
+# Prometheus metrics from every worker, added up at /metrics: each process writes its own
+# files in one folder, fresh for each server start.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    import tempfile
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="digitpad-metrics-")
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
 import torch
 from flask import Flask
 
-from app import config, errors, security
+from app import config, errors, observability, security
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
@@ -20,6 +21,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__, static_folder="../static", template_folder="../templates")
     app.config.from_mapping(config.from_environment())
     app.config.update(overrides or {})
+    if os.environ.get("DIGITPAD_ENV") == "production":
+        app.config["DEBUG"] = False  # gunicorn.conf.py sets this: no debug mode in production
     app.json.sort_keys = False
 
     torch.set_num_threads(app.config["TORCH_THREADS"])
@@ -31,6 +34,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
+    observability.register(app)
     errors.register(app)
     security.register(app)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,7 @@ from app.classifier import Classifier
 from app.preprocess import ImageError, preprocess, to_png
 
 bp = Blueprint("api", __name__)
+OPENAPI = (Path(__file__).with_name("openapi.json")).read_bytes()
 
 
 def classifier() -> Classifier:
@@ -67,12 +69,18 @@ def predict_batch():
         for i, field in enumerate(fields)
     ]
     g.digits = [p["digit"] for p in predictions if "digit" in p]
+    g.item_errors = [e.status for e in errors.values()]
     return jsonify({"predictions": predictions})
 
 
 @bp.get("/api/model")
 def model_info():
     return jsonify(classifier().metadata)
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return current_app.response_class(OPENAPI, mimetype="application/json")
 
 
 @bp.get("/healthz")

@@ -1,0 +1,227 @@
+"""Accuracy on digits drawn the way canvases deliver them, through the real /predict.
+
+MNIST test digits are thinned to their centre lines and redrawn as strokes of a round,
+fixed-width brush (not a scaled bitmap): any size from tiny to filling the canvas,
+anywhere on it, slightly rotated, on transparent, white, dark and coloured backgrounds,
+as PNG and JPEG. Each image goes through a real gunicorn server, and through the naive
+reference pipeline (whole canvas resized to 28x28, textbook model) for comparison.
+
+    python -m bench.drawn                    # 2,000 digits, starts its own server
+    python -m bench.drawn --count 10000 --url http://127.0.0.1:8000
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import platform
+import random
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import requests
+import torch
+from PIL import Image, ImageDraw
+
+from bench.textbook import load_or_train, naive_preprocess
+from model import mnist
+
+KINDS = ["transparent PNG", "white PNG", "white JPEG", "dark PNG", "dark JPEG", "coloured PNG", "coloured JPEG"]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def thin(mask: np.ndarray) -> np.ndarray:
+    """Zhang-Suen thinning: the one-pixel centre lines of a binary image."""
+    img = np.pad(mask.astype(np.uint8), 1)
+    while True:
+        changed = False
+        for step in (0, 1):
+            p = [img[:-2, 1:-1], img[:-2, 2:], img[1:-1, 2:], img[2:, 2:],      # P2 N, P3 NE, P4 E, P5 SE
+                 img[2:, 1:-1], img[2:, :-2], img[1:-1, :-2], img[:-2, :-2]]    # P6 S, P7 SW, P8 W, P9 NW
+            neighbours = sum(x.astype(int) for x in p)
+            transitions = sum(((p[i] == 0) & (p[(i + 1) % 8] == 1)).astype(int) for i in range(8))
+            n, e, s, w = p[0], p[2], p[4], p[6]
+            if step == 0:
+                side = (n * e * s == 0) & (e * s * w == 0)
+            else:
+                side = (n * e * w == 0) & (n * s * w == 0)
+            remove = (img[1:-1, 1:-1] == 1) & (neighbours >= 2) & (neighbours <= 6) & (transitions == 1) & side
+            if remove.any():
+                img[1:-1, 1:-1][remove] = 0
+                changed = True
+        if not changed:
+            return img[1:-1, 1:-1].astype(bool)
+
+
+def centre_lines(digit: np.ndarray) -> tuple[list[tuple[np.ndarray, np.ndarray]], float]:
+    """Line segments along the digit's skeleton, in units of the digit's height, and its aspect."""
+    big = np.asarray(Image.fromarray(digit).resize((112, 112), Image.Resampling.BILINEAR)) > 90
+    skeleton = thin(big)
+    ys, xs = np.nonzero(big)
+    top, height = ys.min(), ys.max() - ys.min() + 1
+    left, width = xs.min(), xs.max() - xs.min() + 1
+    points = {(y, x) for y, x in zip(*np.nonzero(skeleton))}
+    segments = []
+    for y, x in points:
+        for dy, dx in ((0, 1), (1, -1), (1, 0), (1, 1)):
+            if (y + dy, x + dx) in points:
+                a = np.array([(x - left) / height, (y - top) / height])
+                b = np.array([(x + dx - left) / height, (y + dy - top) / height])
+                segments.append((a, b))
+    if not segments:  # a digit thinned to a single point
+        y, x = next(iter(points))
+        p = np.array([(x - left) / height, (y - top) / height])
+        segments.append((p, p))
+    return segments, width / height
+
+
+def colours(kind: str, rng: random.Random) -> tuple[tuple[int, ...], tuple[int, ...] | None]:
+    """(ink, paper) for a kind of background; paper None is transparent."""
+    if kind.startswith("transparent"):
+        return (rng.randint(0, 60),) * 3 + (255,), None
+    if kind.startswith("white"):
+        return (rng.randint(0, 70),) * 3 + (255,), (rng.randint(235, 255),) * 3 + (255,)
+    if kind.startswith("dark"):
+        return (rng.randint(200, 255),) * 3 + (255,), (rng.randint(0, 45),) * 3 + (255,)
+    while True:  # coloured ink on coloured paper, with enough contrast to read
+        ink = tuple(rng.randint(0, 255) for _ in range(3))
+        paper = tuple(rng.randint(0, 255) for _ in range(3))
+        if np.linalg.norm(np.subtract(ink, paper)) > 180:
+            return ink + (255,), paper + (255,)
+
+
+def render(digit: np.ndarray, kind: str, rng: random.Random) -> tuple[bytes, dict]:
+    """One MNIST digit drawn with a round brush on a canvas, encoded as the kind says."""
+    segments, aspect = centre_lines(digit)
+    canvas_w, canvas_h = rng.choice([(280, 280), (280, 280), (400, 400), (600, 400), (360, 640)])
+    height = float(np.exp(rng.uniform(np.log(14), np.log(0.95 * min(canvas_h, canvas_w / max(aspect, 0.3))))))
+    brush = min(rng.uniform(1.5, 30), 0.3 * height)
+    brush = max(brush, 1.5)
+    angle = np.radians(rng.uniform(-10, 10))
+    width = aspect * height
+    left = rng.uniform(brush, max(brush, canvas_w - width - brush))
+    top = rng.uniform(brush, max(brush, canvas_h - height - brush))
+    ink, paper = colours(kind, rng)
+    s = 2  # supersampling, for anti-aliased edges like a canvas's
+    image = Image.new("RGBA", (canvas_w * s, canvas_h * s), paper or (0, 0, 0, 0))
+    pen = ImageDraw.Draw(image)
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    centre = np.array([aspect / 2, 0.5])
+    r = brush * s / 2
+    for a, b in segments:
+        a, b = [((rotation @ (p - centre) + centre) * height + (left, top)) * s for p in (a, b)]
+        pen.line([tuple(a), tuple(b)], fill=ink, width=max(1, round(2 * r)))
+        for x, y in (a, b):
+            pen.ellipse([x - r, y - r, x + r, y + r], fill=ink)
+    image = image.resize((canvas_w, canvas_h), Image.Resampling.BOX)
+    buffer = io.BytesIO()
+    if kind.endswith("JPEG"):
+        image.convert("RGB").save(buffer, "JPEG", quality=rng.randint(60, 92))
+    else:
+        image.save(buffer, "PNG")
+    size = "tiny (<30 px)" if height < 30 else "small (<80 px)" if height < 80 else "medium (<180 px)" \
+        if height < 180 else "large"
+    stroke = brush / height
+    stroke_kind = "thin brush (<6%)" if stroke < 0.06 else "medium brush" if stroke < 0.15 else "thick brush (>15%)"
+    return buffer.getvalue(), {"kind": kind, "size": size, "brush": stroke_kind}
+
+
+def start_server() -> tuple[subprocess.Popen, str]:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "DIGITPAD_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "2"}
+    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "app:create_app()"], cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if requests.get(f"{url}/readyz", timeout=1).ok:
+                return process, url
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    process.kill()
+    raise SystemExit("the server did not start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--count", type=int, default=2000, help="how many MNIST test digits to draw")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DIR or data/mnist)")
+    parser.add_argument("--url", default=None, help="a running digitpad server (default: start one)")
+    parser.add_argument("--save-errors", type=Path, default=None, help="write the misread drawings to this folder")
+    args = parser.parse_args()
+
+    rng = random.Random(args.seed)
+    images, labels = mnist.load("test", args.data_dir)
+    order = list(range(len(images)))
+    rng.shuffle(order)
+    order = order[:args.count]
+    print(f"drawing {len(order)} MNIST test digits ...", file=sys.stderr)
+    drawings = [render(images[i].numpy(), KINDS[n % len(KINDS)], rng) for n, i in enumerate(order)]
+    truth = [int(labels[i]) for i in order]
+
+    process, url = (None, args.url) if args.url else start_server()
+    try:
+        session = requests.Session()
+
+        def ask(data: bytes) -> int | None:
+            mime = "image/jpeg" if data[:2] == b"\xff\xd8" else "image/png"
+            response = session.post(f"{url}/predict", data=data, headers={"Content-Type": mime}, timeout=30)
+            return response.json()["digit"] if response.ok else None
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(4) as pool:
+            ours = list(pool.map(ask, [d for d, _ in drawings]))
+        elapsed = time.perf_counter() - started
+    finally:
+        if process:
+            process.terminate()
+            process.wait(30)
+
+    textbook = load_or_train(args.data_dir)
+    with torch.inference_mode():
+        naive = textbook(torch.from_numpy(np.stack([naive_preprocess(d) for d, _ in drawings])).unsqueeze(1))
+    naive = naive.argmax(1).tolist()
+
+    groups: dict[str, list[int]] = defaultdict(list)
+    for n, (_, info) in enumerate(drawings):
+        groups["all"].append(n)
+        for key in ("kind", "size", "brush"):
+            groups[info[key]].append(n)
+    print(f"\nDrawn-digit accuracy: {len(order)} MNIST test digits redrawn with a round brush, "
+          f"through {url}/predict ({len(order) / elapsed:.0f} requests/s)")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}\n")
+    print(f"| {'drawings':<20} | {'count':>5} | {'digitpad':>8} | {'naive':>6} |")
+    print(f"|{'-' * 22}|{'-' * 7}|{'-' * 10}|{'-' * 8}|")
+    order_of_rows = ["all", *KINDS, "tiny (<30 px)", "small (<80 px)", "medium (<180 px)", "large",
+                     "thin brush (<6%)", "medium brush", "thick brush (>15%)"]
+    for name in order_of_rows:
+        members = groups.get(name, [])
+        if not members:
+            continue
+        ours_acc = np.mean([ours[n] == truth[n] for n in members])
+        naive_acc = np.mean([naive[n] == truth[n] for n in members])
+        label = f"**{name}**" if name == "all" else name
+        print(f"| {label:<20} | {len(members):>5} | {ours_acc:>8.2%} | {naive_acc:>6.1%} |")
+    misses = [n for n in range(len(order)) if ours[n] != truth[n]]
+    if args.save_errors:
+        args.save_errors.mkdir(parents=True, exist_ok=True)
+        for n in misses:
+            label = f"true{truth[n]}-got{ours[n]}-{drawings[n][1]['kind'].replace(' ', '_')}-{n}"
+            ext = "jpg" if drawings[n][1]["kind"].endswith("JPEG") else "png"
+            (args.save_errors / f"{label}.{ext}").write_bytes(drawings[n][0])
+        print(f"\n{len(misses)} misread drawings written to {args.save_errors}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""The OpenAPI description is true: real responses of the real app validate against it."""
+
+import base64
+import io
+import json
+
+import jsonschema
+import pytest
+from PIL import Image
+
+from app import api
+from tests.drawing import draw, encode
+
+SPEC = json.loads(api.OPENAPI)
+B64 = base64.b64encode(encode(draw(6))).decode()
+
+
+def validate(path: str, method: str, response) -> None:
+    operation = SPEC["paths"][path][method]
+    declared = operation["responses"].get(str(response.status_code))
+    assert declared, f"{method.upper()} {path} answered {response.status_code}, which the spec does not declare"
+    media = response.mimetype
+    content = declared["content"]
+    assert media in content, f"{media} not declared for {response.status_code}"
+    schema = {**content[media]["schema"], "components": SPEC["components"]}
+    body = response.get_json() if media == "application/json" else response.get_data(as_text=True)
+    jsonschema.Draft202012Validator(schema).validate(body)
+
+
+def test_spec_is_valid_and_covers_every_route(app):
+    assert SPEC["openapi"].startswith("3.")
+    routes = {rule.rule for rule in app.url_map.iter_rules() if rule.endpoint != "static"} - {"/"}
+    assert routes == set(SPEC["paths"]), routes ^ set(SPEC["paths"])
+
+
+def test_served_at_openapi_json(client):
+    response = client.get("/openapi.json")
+    assert response.status_code == 200 and response.get_json() == SPEC
+
+
+CASES = [
+    ("/predict", "post", dict(json={"image": B64})),
+    ("/predict", "post", dict(data={"image": (io.BytesIO(encode(draw(1))), "x.png")})),
+    ("/predict", "post", dict(data=encode(draw(2)), content_type="image/png")),
+    ("/predict", "post", dict(data=encode(Image.new("RGBA", (99, 99))), content_type="image/png")),
+    ("/predict", "post", dict(json={"nope": 1})),
+    ("/predict", "post", dict(data=b"x", content_type="text/csv")),
+    ("/predict", "post", dict(data=b"x", content_type="image/png")),
+    ("/predict/batch", "post", dict(json={"images": [B64, "???", B64]})),
+    ("/predict/batch", "post", dict(json={"images": [B64] * 300})),
+    ("/predict/batch", "post", dict(data=b"[]", content_type="image/png")),
+    ("/api/model", "get", {}),
+    ("/healthz", "get", {}),
+    ("/readyz", "get", {}),
+    ("/metrics", "get", {}),
+]
+
+
+@pytest.mark.parametrize("path, method, kwargs", CASES)
+def test_responses_match_the_spec(client, path, method, kwargs):
+    response = getattr(client, method)(path, **kwargs)
+    validate(path, method, response)

@@ -1,0 +1,180 @@
+"""Hostile input against a live server: fuzzed bodies, headers and image bytes, bombs, limits,
+and the security headers. Every answer is a prediction or a JSON 4xx; the server keeps answering."""
+
+from __future__ import annotations
+
+import base64
+import os
+import struct
+import subprocess
+import sys
+import time
+import zlib
+
+import pytest
+import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import ROOT
+from tests.drawing import draw, encode
+
+PNG = encode(draw(0))
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+
+CONTENT_TYPES = st.sampled_from([
+    "image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp", "image/tiff", "image/svg+xml", "image/",
+    "application/json", "application/json; charset=utf-16", "multipart/form-data",
+    "multipart/form-data; boundary=xyz", "text/plain", "application/octet-stream", "", "garbage/\x7f",
+    "application/x-www-form-urlencoded",
+])
+
+
+def assert_json_4xx_or_prediction(response: requests.Response) -> None:
+    assert response.status_code < 500, (response.status_code, response.text[:200])
+    assert response.headers["Content-Type"].startswith("application/json"), response.headers["Content-Type"]
+    body = response.json()
+    if response.status_code == 200:
+        assert "digit" in body or "predictions" in body
+    else:
+        assert 400 <= response.status_code < 500 and isinstance(body["error"], str) and body["error"]
+
+
+def post(server, path, **kwargs) -> requests.Response:
+    return requests.post(f"{server.url}{path}", timeout=30, **kwargs)
+
+
+def mutate(data: bytes, flips: list[tuple[int, int]], cut: int | None) -> bytes:
+    blob = bytearray(data)
+    for position, value in flips:
+        blob[position % len(blob)] = value
+    return bytes(blob[:cut] if cut is not None else blob)
+
+
+@FUZZ
+@given(body=st.binary(max_size=2048), content_type=CONTENT_TYPES, path=st.sampled_from(["/predict", "/predict/batch"]))
+def test_fuzz_bodies_and_content_types(server, body, content_type, path):
+    assert_json_4xx_or_prediction(post(server, path, data=body, headers={"Content-Type": content_type}))
+
+
+@FUZZ
+@given(flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=12),
+       cut=st.none() | st.integers(0, len(PNG)), fmt=st.sampled_from(["PNG", "JPEG", "GIF", "BMP", "WEBP"]))
+def test_fuzz_image_bytes(server, flips, cut, fmt):
+    image = draw(4, canvas=(64, 64), paper=(255, 255, 255, 255))
+    data = encode(image.convert("RGB") if fmt in ("JPEG", "BMP") else image, fmt)
+    assert_json_4xx_or_prediction(post(server, "/predict", data=mutate(data, flips, cut),
+                                       headers={"Content-Type": "image/" + fmt.lower()}))
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=50),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=10), inner, max_size=5),
+    max_leaves=20,
+)
+
+
+@FUZZ
+@given(value=JSON_VALUES, key=st.sampled_from(["image", "images", "other"]), path=st.sampled_from(["/predict", "/predict/batch"]))
+def test_fuzz_json(server, value, key, path):
+    assert_json_4xx_or_prediction(post(server, path, json={key: value}))
+
+
+@FUZZ
+@given(name=st.sampled_from(["Content-Type", "Content-Encoding", "Transfer-Encoding", "Accept", "Origin", "X-Forwarded-For"]),
+       value=st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=80))
+def test_fuzz_headers(server, name, value):
+    headers = {"Content-Type": "image/png", name: value}
+    if name == "Transfer-Encoding":
+        headers[name] = "chunked"  # requests frames the body itself; other values would make it invalid HTTP
+    try:
+        response = post(server, "/predict", data=PNG, headers=headers)
+    except requests.ConnectionError:
+        return  # gunicorn may refuse an invalid head outright; the check below is that it still serves
+    assert response.status_code < 500
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A tiny PNG that claims to be width x height: what a decompression bomb looks like up front."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1024)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("width, height", [(100_000, 100_000), (2**31 - 1, 2), (1_000_000, 50)])
+def test_decompression_bombs_are_rejected_cheaply(server, width, height):
+    started = time.perf_counter()
+    response = post(server, "/predict", data=png_header(width, height), headers={"Content-Type": "image/png"})
+    assert response.status_code == 413 and "pixels" in response.json()["error"]
+    assert time.perf_counter() - started < 2  # answered from the header, nothing decoded
+
+
+def test_body_over_the_cap_is_413(server):
+    response = post(server, "/predict", data=b"\0" * (17 * 1024 * 1024), headers={"Content-Type": "image/png"})
+    assert response.status_code == 413 and "larger than the limit" in response.json()["error"]
+
+
+def test_batch_over_the_cap_is_413(server):
+    image = base64.b64encode(encode(draw(1, canvas=(28, 28), brush=3))).decode()
+    response = post(server, "/predict/batch", json={"images": [image] * 257})
+    assert response.status_code == 413
+
+
+def test_security_headers_everywhere(server):
+    for path in ("/", "/predict", "/healthz", "/static/style.css", "/nope"):
+        response = requests.get(f"{server.url}{path}", timeout=10)
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        csp = response.headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp and "unsafe-inline" not in csp
+
+
+@pytest.mark.parametrize("path", ["/static/../app/config.py", "/static/%2e%2e/app/config.py",
+                                  "/static/..%2fapp%2fconfig.py", "/static//etc/passwd", "/static/%2fetc%2fpasswd"])
+def test_static_files_cannot_escape_their_folder(server, path):
+    response = requests.get(f"{server.url}{path}", timeout=10)
+    assert response.status_code == 404 and "DIGITPAD" not in response.text and "root:" not in response.text
+
+
+def test_user_input_is_never_reflected_as_html(server):
+    payload = "<script>alert(1)</script>"
+    for response in (
+        requests.get(f"{server.url}/{payload}", timeout=10),
+        post(server, "/predict", data=payload.encode(), headers={"Content-Type": f"text/{payload}"}),
+        post(server, "/predict", json={"image": payload}),
+    ):
+        assert "text/html" not in response.headers["Content-Type"]
+        assert "<script>" not in response.text
+
+
+def test_cors_is_off_by_default(server):
+    response = requests.options(f"{server.url}/predict", headers={
+        "Origin": "https://example.org", "Access-Control-Request-Method": "POST"}, timeout=10)
+    assert "Access-Control-Allow-Origin" not in response.headers
+
+
+def test_cors_can_be_switched_on(monkeypatch):
+    monkeypatch.setenv("DIGITPAD_CORS_ORIGINS", "https://allowed.example")
+    from app import create_app
+
+    client = create_app().test_client()
+    allowed = client.options("/predict", headers={"Origin": "https://allowed.example",
+                                                  "Access-Control-Request-Method": "POST"})
+    assert allowed.headers["Access-Control-Allow-Origin"] == "https://allowed.example"
+    other = client.post("/predict", data=PNG, content_type="image/png", headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in other.headers
+
+
+def test_debug_mode_is_impossible_in_production():
+    """Even with FLASK_DEBUG=1 and DEBUG asked for in code, the gunicorn config keeps debug off."""
+    code = ("import runpy; runpy.run_path('gunicorn.conf.py'); from app import create_app; "
+            "print(create_app({'DEBUG': True}).debug)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "FLASK_DEBUG": "1"},
+                         capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+def test_still_serving_after_all_that(server):
+    for digit in range(10):
+        response = post(server, "/predict", data=encode(draw(digit)), headers={"Content-Type": "image/png"})
+        assert response.json()["digit"] == digit
