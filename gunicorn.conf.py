@@ -49,3 +49,25 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+# Requests too malformed to reach the app (a control character in a header, a broken
+# request line) are answered by gunicorn itself, as HTML by default. Answer them in the
+# API's JSON shape instead, so every error a client sees is {"error": "..."}.
+def _write_json_error(sock, status_int, reason, mesg):
+    import json
+
+    from gunicorn import util
+
+    if status_int == 501:  # an unknown Transfer-Encoding: the client's mistake, as gunicorn's reason says
+        status_int, reason = 400, "Bad Request"
+    body = json.dumps({"error": f"{reason}: {mesg}"}).encode()
+    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"X-Content-Type-Options: nosniff\r\nContent-Length: {len(body)}\r\n\r\n")
+    util.write_nonblock(sock, head.encode("latin1") + body)
+
+
+def on_starting(server):
+    from gunicorn import util
+
+    util.write_error = _write_json_error

@@ -150,6 +150,8 @@ def _digit_crop(ink_map: np.ndarray) -> np.ndarray:
     # Pieces of a digit are strokes; specks are small next to the largest stroke.
     keep = np.flatnonzero(sizes >= max(0.05 * sizes.max(), 2)) + 1
     kept = np.isin(labels, keep)
+    if not kept.any():  # nothing but single-pixel specks
+        raise NoDigitError()
     rows, cols = np.flatnonzero(kept.any(1)), np.flatnonzero(kept.any(0))
     top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     side = max(bottom - top, right - left)

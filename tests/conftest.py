@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -54,14 +55,15 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, **(env or {}), "DIGITPAD_BIND": f"127.0.0.1:{self.port}"}
         command = command or ["gunicorn", "app:create_app()", *args]
+        # The server's log goes to a file: a pipe nobody reads fills up and blocks the server.
+        self.log = tempfile.TemporaryFile("w+")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", *command], cwd=ROOT, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [sys.executable, "-m", *command], cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, text=True,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited early:\n{self.process.stdout.read()}")
+                raise RuntimeError(f"gunicorn exited early:\n{self.output()}")
             try:
                 if requests.get(f"{self.url}/readyz", timeout=1).ok:
                     return
@@ -71,14 +73,20 @@ class Server:
         self.stop()
         raise RuntimeError("gunicorn did not become ready in 60 s")
 
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read()
+
     def stop(self) -> str:
+        """Stop the server; returns everything it logged."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(30)
             except subprocess.TimeoutExpired:
                 self.process.kill()
-        return self.process.stdout.read()
+                self.process.wait()
+        return self.output()
 
 
 @pytest.fixture(scope="session")
