@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from model import checkpoint, mnist
-from model.augment import augment
+from model.augment import augment, restroke, skeletonize
 from model.device import resolve_device
 from model.net import MNIST_MEAN, MNIST_STD, DigitNet
 
@@ -33,6 +33,8 @@ parser.add_argument("--batch-size", type=int, default=128)
 parser.add_argument("--lr", type=float, default=0.1, help="peak learning rate of the one-cycle schedule")
 parser.add_argument("--weight-decay", type=float, default=5e-4)
 parser.add_argument("--label-smoothing", type=float, default=0.1)
+parser.add_argument("--restroke", type=float, default=0.5,
+                    help="share of training digits redrawn along their centre lines with a round brush")
 parser.add_argument("--no-augment", action="store_true", help="train on plain MNIST (for comparison)")
 parser.add_argument("--seed", type=int, default=0)
 parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
@@ -64,6 +66,8 @@ if args.limit:
 train_x, test_x = train_x.unsqueeze(1).to(device), test_x.unsqueeze(1).to(device)
 train_y, test_y = train_y.long().to(device), test_y.long().to(device)
 steps_per_epoch = -(-len(train_x) // args.batch_size)
+# Centre lines of every training digit, so batches can be redrawn the way a canvas draws.
+skeletons = skeletonize(train_x) if args.restroke and not args.no_augment else None
 
 # -----------------------------------------------------------------------------
 # model and optimiser
@@ -106,6 +110,9 @@ for epoch in range(1, args.epochs + 1):
         idx = order[step * args.batch_size:(step + 1) * args.batch_size]
         x = train_x[idx].float().div_(255)
         if not args.no_augment:
+            if skeletons is not None:
+                redraw = torch.rand(len(idx), device=device, generator=gen) < args.restroke
+                x[redraw] = restroke(skeletons[idx[redraw]], gen)
             x = augment(x, gen)
         loss = F.cross_entropy(net(x.contiguous(memory_format=torch.channels_last)), train_y[idx],
                                label_smoothing=args.label_smoothing)

@@ -131,8 +131,10 @@ def ink(image: Image.Image) -> np.ndarray:
             colour = colour * alpha[..., None] + paper * (1 - alpha[..., None])
         background = np.median(_border(colour), axis=0)
         distance = np.sqrt(np.square(colour - background).mean(axis=-1))
-    noise = float(np.percentile(_border(distance), 90))
-    floor = max(0.08, 3 * noise)
+    # The border's typical distance from its median measures paper texture and compression
+    # noise; a median, so that strokes running off the edge do not count as noise.
+    noise = float(np.median(_border(distance)))
+    floor = max(0.08, 6 * noise)
     strokes = distance[distance > floor]
     if strokes.size == 0:
         return np.zeros(distance.shape, np.float32)

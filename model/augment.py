@@ -18,6 +18,20 @@ def _uniform(n: int, low: float, high: float, like: torch.Tensor, gen: torch.Gen
     return torch.rand(n, device=like.device, generator=gen) * (high - low) + low
 
 
+def dilate(x: torch.Tensor, square: bool = True) -> torch.Tensor:
+    """Grey-scale dilation by a 3x3 square or a plus-shaped cross.
+
+    The same as max_pool2d(x, 3, 1, 1) for the square, written as shifted maxima, which
+    is several times faster on a CPU for single-channel batches.
+    """
+    p = F.pad(x, (1, 1, 1, 1))
+    vertical = torch.maximum(torch.maximum(p[..., :-2, 1:-1], p[..., 2:, 1:-1]), x)
+    if not square:
+        return torch.maximum(vertical, torch.maximum(p[..., 1:-1, :-2], p[..., 1:-1, 2:]))
+    pv = F.pad(vertical, (1, 1, 0, 0))
+    return torch.maximum(torch.maximum(pv[..., :-2], pv[..., 2:]), vertical)
+
+
 def random_affine(x: torch.Tensor, gen: torch.Generator | None = None, *, degrees: float = 15.0,
                   scale: tuple[float, float] = (0.85, 1.1), aspect: float = 0.15,
                   shear: float = 0.25, translate: float = 2.0) -> torch.Tensor:
@@ -42,8 +56,8 @@ def random_stroke_width(x: torch.Tensor, gen: torch.Generator | None = None, *,
                         thinner: float = 0.6, thicker: float = 1.0) -> torch.Tensor:
     """Blend each image towards its grey-scale erosion (thinner) or dilation (thicker)."""
     t = _uniform(x.shape[0], -thinner, thicker, x, gen).view(-1, 1, 1, 1)
-    dilated = F.max_pool2d(x, 3, stride=1, padding=1)
-    eroded = -F.max_pool2d(-x, 3, stride=1, padding=1)
+    dilated = dilate(x)
+    eroded = -dilate(-x)
     return torch.where(t > 0, x + t * (dilated - x), x - t * (eroded - x))
 
 
@@ -51,6 +65,60 @@ def random_contrast(x: torch.Tensor, gen: torch.Generator | None = None, *, max_
     """Sharpen soft edges towards black-and-white strokes, by a random gain per image."""
     gain = torch.exp(_uniform(x.shape[0], 0.0, math.log(max_gain), x, gen)).view(-1, 1, 1, 1)
     return ((x - 0.5) * gain + 0.5).clamp(0, 1)
+
+
+def _neighbours(x: torch.Tensor) -> list[torch.Tensor]:
+    """The 8 neighbours of every pixel, clockwise from north: N, NE, E, SE, S, SW, W, NW."""
+    p = F.pad(x, (1, 1, 1, 1))
+    return [p[..., :-2, 1:-1], p[..., :-2, 2:], p[..., 1:-1, 2:], p[..., 2:, 2:],
+            p[..., 2:, 1:-1], p[..., 2:, :-2], p[..., 1:-1, :-2], p[..., :-2, :-2]]
+
+
+@torch.no_grad()
+def skeletonize(images: torch.Tensor, threshold: float = 0.35, chunk: int = 10000) -> torch.Tensor:
+    """Centre lines of uint8 digits (N, 1, H, W), by Zhang-Suen thinning, as a bool tensor.
+
+    Computed once per training run: the strokes a canvas would draw along them are
+    rendered fresh for every batch by `restroke`.
+    """
+    out = []
+    for start in range(0, len(images), chunk):
+        x = (images[start:start + chunk] > threshold * 255).to(torch.uint8)
+        while True:
+            changed = False
+            for step in (0, 1):
+                p = _neighbours(x)
+                count = sum(p)
+                crossings = sum(((p[i] == 0) & (p[(i + 1) % 8] == 1)).to(torch.uint8) for i in range(8))
+                n, e, s, w = p[0], p[2], p[4], p[6]
+                if step == 0:
+                    side = ((n & e & s) == 0) & ((e & s & w) == 0)
+                else:
+                    side = ((n & e & w) == 0) & ((n & s & w) == 0)
+                remove = (x == 1) & (count >= 2) & (count <= 6) & (crossings == 1) & side
+                if remove.any():
+                    x = x.masked_fill(remove, 0)
+                    changed = True
+            if not changed:
+                break
+        out.append(x.bool())
+    return torch.cat(out)
+
+
+def restroke(skeleton: torch.Tensor, gen: torch.Generator | None = None, widths: int = 4) -> torch.Tensor:
+    """Draw along centre lines with a round brush of random width, anti-aliased like a canvas.
+
+    Works at twice the resolution, grows the line by alternating cross and square
+    dilations (an octagonal brush), then averages back down: strokes of 1 to 4 px.
+    """
+    x = skeleton.float().repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)
+    layers = [x]
+    for i in range(widths - 1):
+        x = dilate(x, square=i % 2 == 1)
+        layers.append(x)
+    choice = torch.randint(0, widths, (len(skeleton),), device=skeleton.device, generator=gen)
+    drawn = torch.stack(layers)[choice, torch.arange(len(skeleton), device=skeleton.device)]
+    return F.avg_pool2d(drawn, 2)
 
 
 def augment(x: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:

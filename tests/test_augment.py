@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from app.preprocess import preprocess
-from model.augment import augment, random_affine, random_contrast, random_stroke_width
+from model.augment import augment, random_affine, random_contrast, random_stroke_width, restroke, skeletonize
 from tests.drawing import draw, encode
 
 
@@ -48,3 +49,27 @@ def test_augmented_digits_keep_their_labels(app, digits):
     out = augment(batch, torch.Generator().manual_seed(0)).squeeze(1).numpy()
     accuracy = (classifier.probabilities(out).argmax(1) == labels).mean()
     assert accuracy >= 0.95
+
+
+def test_skeleton_is_thin_connected_and_inside_the_digit(digits):
+    ink = (digits * 255).to(torch.uint8)
+    skeleton = skeletonize(ink)
+    assert skeleton.shape == digits.shape and skeleton.dtype == torch.bool
+    assert (skeleton <= (digits > 0.35)).all(), "centre lines stay inside the strokes"
+    assert skeleton.sum() < (digits > 0.35).sum() / 2
+    # Lines are one pixel wide: hardly any solid 2x2 block survives thinning.
+    blocks = F.avg_pool2d(skeleton.float(), 2, stride=1) == 1
+    assert blocks.sum() <= 3, blocks.sum()
+    # Thinning keeps each digit in one piece (the drawn digits are single connected shapes).
+    from scipy import ndimage
+    for d in (0, 1, 2, 3, 6, 7, 8, 9):
+        assert ndimage.label(skeleton[d, 0].numpy(), structure=np.ones((3, 3)))[1] == 1, d
+
+
+def test_restroke_draws_every_width_along_the_centre_lines(digits):
+    skeleton = skeletonize((digits * 255).to(torch.uint8))
+    drawn = restroke(skeleton.repeat(40, 1, 1, 1), torch.Generator().manual_seed(0))
+    assert drawn.shape == (400, 1, 28, 28) and drawn.min() >= 0 and drawn.max() <= 1
+    ink = drawn.sum((1, 2, 3)).view(40, 10)
+    assert len({round(v, 3) for v in ink[:, 0].tolist()}) == 4, "four brush widths"
+    assert ((drawn > 0) >= skeleton.repeat(40, 1, 1, 1)).all(), "the brush covers the centre line"
