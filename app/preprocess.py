@@ -14,8 +14,11 @@ import io
 import warnings
 
 import numpy as np
+import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
+
+from model.augment import dilate
 
 FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")
 DEFAULT_MAX_PIXELS = 40_000_000
@@ -144,24 +147,25 @@ def ink(image: Image.Image) -> np.ndarray:
 
 def _digit_crop(ink_map: np.ndarray) -> np.ndarray:
     """The ink's bounding box, with isolated specks removed; NoDigitError if there is no digit."""
-    mask = ink_map > 0.25
-    labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
+    labels, count = ndimage.label(ink_map > 0.25, structure=np.ones((3, 3)))
     if count == 0:
         raise NoDigitError()
     sizes = np.bincount(labels.ravel())[1:]
     # Pieces of a digit are strokes; specks are small next to the largest stroke.
-    keep = np.flatnonzero(sizes >= max(0.05 * sizes.max(), 2)) + 1
-    kept = np.isin(labels, keep)
-    if not kept.any():  # nothing but single-pixel specks
+    keep = sizes >= max(0.05 * sizes.max(), 2)
+    boxes = [box for box, kept in zip(ndimage.find_objects(labels), keep) if kept]
+    if not boxes or sizes[keep].sum() < 4:
         raise NoDigitError()
-    rows, cols = np.flatnonzero(kept.any(1)), np.flatnonzero(kept.any(0))
-    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    side = max(bottom - top, right - left)
-    if side < 0.02 * max(ink_map.shape) or kept.sum() < 4:
+    top, bottom = min(b[0].start for b in boxes), max(b[0].stop for b in boxes)
+    left, right = min(b[1].start for b in boxes), max(b[1].stop for b in boxes)
+    if max(bottom - top, right - left) < 0.02 * max(ink_map.shape):
         raise NoDigitError()
-    # Keep the anti-aliased fringe of kept strokes, drop everything else (specks).
-    near = ndimage.binary_dilation(kept, iterations=2)[top:bottom, left:right]
-    return np.where(near, ink_map[top:bottom, left:right], 0)
+    # Keep the anti-aliased fringe of kept strokes (2 px around them), drop the specks.
+    height, width = ink_map.shape
+    t, b, l, r = max(top - 2, 0), min(bottom + 2, height), max(left - 2, 0), min(right + 2, width)
+    kept = np.concatenate([[False], keep])[labels[t:b, l:r]]
+    crop = np.where(ndimage.binary_dilation(kept, iterations=2), ink_map[t:b, l:r], 0)
+    return crop[top - t:bottom - t, left - l:right - l]
 
 
 def _stroke_width(mask: np.ndarray) -> float:
@@ -178,9 +182,14 @@ def _resize(a: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.asarray(Image.fromarray(a.astype(np.float32), "F").resize((width, height), method))
 
 
-def _disk(radius: int) -> np.ndarray:
-    y, x = np.ogrid[-radius:radius + 1, -radius:radius + 1]
-    return x * x + y * y <= radius * radius + radius
+def _reshape_strokes(a: np.ndarray, radius: int, thicker: bool) -> np.ndarray:
+    """Grow (or shrink) every stroke by `radius` px on each side, with the octagonal brush
+    that training's augmentation draws with."""
+    x = torch.from_numpy(np.pad(a, radius).astype(np.float32))[None, None]
+    x = x if thicker else -x
+    for i in range(radius):
+        x = dilate(x, square=i % 2 == 1)
+    return (x if thicker else -x)[0, 0].numpy()
 
 
 def to_mnist(ink_map: np.ndarray) -> np.ndarray:
@@ -197,9 +206,7 @@ def to_mnist(ink_map: np.ndarray) -> np.ndarray:
         target = min(max(width_fraction, STROKE_TARGET[0]), STROKE_TARGET[1])
         radius = round(abs(target - width_fraction) * WORK / 2)
         if radius:
-            work = np.pad(work, radius)
-            grow = ndimage.grey_dilation if width_fraction < lo else ndimage.grey_erosion
-            work = grow(work, footprint=_disk(radius))
+            work = _reshape_strokes(work, radius, thicker=width_fraction < lo)
             rows, cols = np.flatnonzero(work.max(1) > 0.05), np.flatnonzero(work.max(0) > 0.05)
             if rows.size:
                 work = work[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
