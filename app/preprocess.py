@@ -77,7 +77,7 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
         raise ImageError(f"the image has {width * height:,} pixels; the limit is {max_pixels:,}", 413)
     if image.format == "JPEG":
         # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: a phone photo needs no 12 megapixels.
-        image.draft(image.mode, (WORKING_SIDE, WORKING_SIDE))
+        image.draft(image.mode, (WORKING_SIDE // 2, WORKING_SIDE // 2))
     try:
         image.load()
         image = ImageOps.exif_transpose(image)
@@ -86,25 +86,28 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     return image
 
 
-def _channels(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
-    """Colour as float (H, W, C) in [0, 1], and alpha (H, W) or None."""
+def _standard_mode(image: Image.Image) -> Image.Image:
+    """The image as L, LA, RGB or RGBA, or as I/F for 16-bit and float images."""
     if image.mode in ("P", "PA"):
-        image = image.convert("RGBA" if image.mode == "PA" or "transparency" in image.info else "RGB")
-    elif image.mode in ("L", "RGB") and "transparency" in image.info:
-        image = image.convert("LA" if image.mode == "L" else "RGBA")
+        return image.convert("RGBA" if image.mode == "PA" or "transparency" in image.info else "RGB")
+    if image.mode in ("L", "RGB") and "transparency" in image.info:
+        return image.convert("LA" if image.mode == "L" else "RGBA")
+    if image.mode in ("L", "LA", "RGB", "RGBA") or image.mode.startswith("I") or image.mode == "F":
+        return image
+    return image.convert("RGBA" if "A" in image.mode or image.mode == "RGBa" else "RGB")
+
+
+def _colour(image: Image.Image) -> np.ndarray:
+    """Colour without alpha as float (H, W, C) in [0, 1]; 16-bit and float images scaled to fit."""
     if image.mode.startswith("I") or image.mode == "F":
         values = np.asarray(image, dtype=np.float32)
         peak = values.max()
         scale = 65535.0 if peak > 255 else 255.0 if peak > 1 else 1.0
-        return np.clip(values / scale, 0, 1)[..., None], None
-    if image.mode not in ("L", "LA", "RGB", "RGBA"):
-        image = image.convert("RGBA" if "A" in image.mode or image.mode == "RGBa" else "RGB")
-    values = np.asarray(image, dtype=np.float32) / 255.0
-    if values.ndim == 2:
-        values = values[..., None]
+        return np.clip(values / scale, 0, 1)[..., None]
     if image.mode in ("LA", "RGBA"):
-        return values[..., :-1], values[..., -1]
-    return values, None
+        image = image.convert(image.mode[:-1])
+    values = np.asarray(image, dtype=np.float32) / 255.0
+    return values[..., None] if values.ndim == 2 else values
 
 
 def _border(a: np.ndarray) -> np.ndarray:
@@ -124,10 +127,12 @@ def ink(image: Image.Image) -> np.ndarray:
     if max(image.size) > WORKING_SIDE:
         image = image.copy()
         image.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.BOX)
-    colour, alpha = _channels(image)
-    if alpha is not None and np.mean(alpha < 0.5) >= 0.5:
+    image = _standard_mode(image)
+    alpha = np.asarray(image.getchannel("A"), np.float32) / 255 if image.mode in ("LA", "RGBA") else None
+    if alpha is not None and np.count_nonzero(alpha < 0.5) * 2 >= alpha.size:
         distance = alpha
     else:
+        colour = _colour(image)
         if alpha is not None:
             opaque = colour[alpha >= 0.5]
             paper = np.median(opaque, axis=0) if len(opaque) else np.ones(colour.shape[-1], np.float32)
@@ -147,24 +152,30 @@ def ink(image: Image.Image) -> np.ndarray:
 
 def _digit_crop(ink_map: np.ndarray) -> np.ndarray:
     """The ink's bounding box, with isolated specks removed; NoDigitError if there is no digit."""
-    labels, count = ndimage.label(ink_map > 0.25, structure=np.ones((3, 3)))
-    if count == 0:
+    rows, cols = np.flatnonzero((ink_map > 0.25).any(1)), np.flatnonzero((ink_map > 0.25).any(0))
+    if rows.size == 0:
         raise NoDigitError()
-    sizes = np.bincount(labels.ravel())[1:]
+    # Everything below looks only at the box around all the ink, specks included: cheaper.
+    full_side = max(ink_map.shape)
+    ink_map = ink_map[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    mask = ink_map > 0.25
+    labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
+    sizes = np.bincount(labels[mask], minlength=count + 1)
     # Pieces of a digit are strokes; specks are small next to the largest stroke.
     keep = sizes >= max(0.05 * sizes.max(), 2)
-    boxes = [box for box, kept in zip(ndimage.find_objects(labels), keep) if kept]
-    if not boxes or sizes[keep].sum() < 4:
+    keep[0] = False
+    kept = keep[labels]
+    rows, cols = np.flatnonzero(kept.any(1)), np.flatnonzero(kept.any(0))
+    if rows.size == 0 or sizes[keep].sum() < 4:
         raise NoDigitError()
-    top, bottom = min(b[0].start for b in boxes), max(b[0].stop for b in boxes)
-    left, right = min(b[1].start for b in boxes), max(b[1].stop for b in boxes)
-    if max(bottom - top, right - left) < 0.02 * max(ink_map.shape):
+    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    if max(bottom - top, right - left) < 0.02 * full_side:
         raise NoDigitError()
     # Keep the anti-aliased fringe of kept strokes (2 px around them), drop the specks.
     height, width = ink_map.shape
     t, b, l, r = max(top - 2, 0), min(bottom + 2, height), max(left - 2, 0), min(right + 2, width)
-    kept = np.concatenate([[False], keep])[labels[t:b, l:r]]
-    crop = np.where(ndimage.binary_dilation(kept, iterations=2), ink_map[t:b, l:r], 0)
+    near = ndimage.maximum_filter(kept[t:b, l:r], size=5)
+    crop = np.where(near, ink_map[t:b, l:r], 0)
     return crop[top - t:bottom - t, left - l:right - l]
 
 
