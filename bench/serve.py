@@ -140,14 +140,14 @@ def in_process(data: dict[str, bytes]) -> list[tuple[str, float]]:
     folded = fold_batchnorm(checkpoint.load(checkpoint.DEFAULT_WEIGHTS)[0])
     with torch.inference_mode():
         rows.append(("forward, batch 1: as trained (BatchNorm)", timeit(lambda: net(x), 2000)))
-        rows.append(("forward, batch 1: BatchNorm folded (served)", timeit(lambda: folded(x), 2000)))
+        rows.append(("forward, batch 1: BatchNorm folded", timeit(lambda: folded(x), 2000)))
         channels_last = x.contiguous(memory_format=torch.channels_last)
         folded_cl = fold_batchnorm(checkpoint.load(checkpoint.DEFAULT_WEIGHTS)[0]).to(memory_format=torch.channels_last)
-        rows.append(("forward, batch 1: folded + channels-last", timeit(lambda: folded_cl(channels_last), 2000)))
+        rows.append(("forward, batch 1: folded + channels-last (served)", timeit(lambda: folded_cl(channels_last), 2000)))
         scripted = torch.jit.freeze(torch.jit.trace(folded, x))
         rows.append(("forward, batch 1: folded + TorchScript frozen", timeit(lambda: scripted(x), 2000)))
         batch = x.repeat(256, 1, 1, 1)
-        rows.append(("forward, batch 256 (served), per image", timeit(lambda: folded(batch), 20) / 256))
+        rows.append(("forward, batch 256, per image", timeit(lambda: folded(batch), 20) / 256))
     classifier = Classifier(checkpoint.DEFAULT_WEIGHTS, "cpu")
     rows.append(("classifier.probabilities, batch 1 (served)", timeit(lambda: classifier.probabilities(x[0].numpy()))))
     return rows
