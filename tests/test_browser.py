@@ -239,6 +239,12 @@ def test_looks_finished_on_phone_and_desktop(browser, server, request, scheme):
         assert page.evaluate("document.documentElement.scrollWidth <= innerWidth"), "horizontal overflow"
         draw_with_mouse(page, 5)
         expect_digit(page, 5)
+        # The winning digit's bar is drawn (most of its track filled), the others nearly empty.
+        page.wait_for_function("""() => {
+            const width = (el) => el.getBoundingClientRect().width;
+            const top = document.querySelector('#bars li.top .fill');
+            return top && width(top) > 0.5 * width(top.parentElement);
+        }""")
         page.wait_for_selector("body[data-model-panel='ready']")
         shot(page, f"{name}-{scheme}")
         assert page.problems == []
