@@ -247,5 +247,5 @@ def preprocess(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
 def to_png(field: np.ndarray) -> bytes:
     """The 28x28 image as an 8-bit grey PNG, for showing people what the model saw."""
     buffer = io.BytesIO()
-    Image.fromarray(np.round(field * 255).astype(np.uint8), "L").save(buffer, "PNG")
+    Image.fromarray(np.round(field * 255).astype(np.uint8), "L").save(buffer, "PNG", compress_level=1)
     return buffer.getvalue()

@@ -257,3 +257,35 @@ def test_strict_csp_with_no_violations(browser, server, request):
     draw_with_mouse(page, 3)
     expect_digit(page, 3)
     assert not [p for p in page.problems if "Content Security Policy" in p]
+
+
+def test_resizing_the_window_keeps_the_drawing(browser, server, request):
+    page = open_page(browser, server, request)
+    draw_with_mouse(page, 2)
+    expect_digit(page, 2)
+    ink_pixels = """() => {
+        const c = document.querySelector('#canvas');
+        const data = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0;
+        for (let i = 3; i < data.length; i += 4) if (data[i] > 128) n++;
+        return n / (c.width * c.height);
+    }"""
+    before = page.evaluate(ink_pixels)
+    page.set_viewport_size({"width": 700, "height": 900})
+    page.wait_for_timeout(300)
+    after = page.evaluate(ink_pixels)
+    assert before > 0.01 and abs(after - before) < 0.5 * before, (before, after)
+    clear(page)
+    assert page.evaluate(ink_pixels) == 0
+
+
+def test_loading_state_while_the_first_prediction_is_in_flight(browser, server, request):
+    page = open_page(browser, server, request)
+    held = []
+    page.route("**/predict", lambda route: held.append(route))
+    draw_with_mouse(page, 8)
+    page.wait_for_function("() => document.querySelector('#result').dataset.state === 'loading'")
+    assert page.locator("#status").text_content() == "Thinking…"
+    shot(page, "desktop-loading")
+    page.unroute("**/predict")  # lets the held requests through to the server
+    expect_digit(page, 8)
