@@ -3,7 +3,7 @@
     python train.py                      # defaults: the shipped model
     python train.py --limit 2000 --epochs 1 --out /tmp/quick.safetensors
 
-Reads top to bottom: configuration, data, model, training loop, evaluation, save.
+Reads top to bottom: configuration, data, model, training loop, calibration, save.
 """
 
 from __future__ import annotations

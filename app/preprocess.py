@@ -171,6 +171,8 @@ def _digit_crop(ink_map: np.ndarray) -> np.ndarray:
     top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     if max(bottom - top, right - left) < 0.02 * full_side:
         raise NoDigitError()
+    if keep[1:].all():  # no specks to drop
+        return ink_map[top:bottom, left:right]
     # Keep the anti-aliased fringe of kept strokes (2 px around them), drop the specks.
     height, width = ink_map.shape
     t, b, l, r = max(top - 2, 0), min(bottom + 2, height), max(left - 2, 0), min(right + 2, width)
