@@ -9,15 +9,13 @@ from typing import Any
 import torch
 from flask import Flask
 
-from app import config, errors, observability, security
+from app import api, config, errors, observability, pages, security
+from app.classifier import Classifier
+from model.checkpoint import ModelError
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     """Build the app: settings from the environment, then `overrides`; the model loads once, here."""
-    from app import api, pages
-    from app.classifier import Classifier
-    from model.checkpoint import ModelError
-
     app = Flask(__name__, static_folder="../static", template_folder="../templates")
     app.config.from_mapping(config.from_environment())
     app.config.update(overrides or {})
