@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Flask, jsonify
+from flask import Flask, g, jsonify
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from app.preprocess import ImageError
 
 
 def _json_error(message: str, status: int):
+    g.error = message  # for the request log line, without parsing the response again
     return jsonify({"error": message}), status
 
 

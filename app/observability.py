@@ -85,8 +85,7 @@ def register(app: Flask) -> None:
             ERRORS.labels(error_kind(response.status_code)).inc()
         for status in g.get("item_errors", []):
             ERRORS.labels(error_kind(status)).inc()
-        error = response.get_json(silent=True).get("error") if response.status_code >= 400 and response.is_json else None
         log.info("request", extra={"fields": {
             "method": request.method, "path": request.path, "status": response.status_code,
-            "latency_ms": round(latency * 1000, 2), "digits": digits, "error": error}})
+            "latency_ms": round(latency * 1000, 2), "digits": digits, "error": g.get("error")}})
         return response

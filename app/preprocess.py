@@ -152,13 +152,14 @@ def ink(image: Image.Image) -> np.ndarray:
 
 def _digit_crop(ink_map: np.ndarray) -> np.ndarray:
     """The ink's bounding box, with isolated specks removed; NoDigitError if there is no digit."""
-    rows, cols = np.flatnonzero((ink_map > 0.25).any(1)), np.flatnonzero((ink_map > 0.25).any(0))
+    mask = ink_map > 0.25
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
     if rows.size == 0:
         raise NoDigitError()
     # Everything below looks only at the box around all the ink, specks included: cheaper.
     full_side = max(ink_map.shape)
     ink_map = ink_map[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-    mask = ink_map > 0.25
+    mask = mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
     sizes = np.bincount(labels[mask], minlength=count + 1)
     # Pieces of a digit are strokes; specks are small next to the largest stroke.

@@ -17,7 +17,6 @@ import io
 import os
 import platform
 import random
-import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -29,40 +28,19 @@ import requests
 import torch
 from PIL import Image, ImageDraw
 
+from bench.serve import Gunicorn
 from bench.textbook import load_or_train, naive_preprocess
 from model import mnist
+from model.augment import skeletonize
 
 KINDS = ["transparent PNG", "white PNG", "white JPEG", "dark PNG", "dark JPEG", "coloured PNG", "coloured JPEG"]
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def thin(mask: np.ndarray) -> np.ndarray:
-    """Zhang-Suen thinning: the one-pixel centre lines of a binary image."""
-    img = np.pad(mask.astype(np.uint8), 1)
-    while True:
-        changed = False
-        for step in (0, 1):
-            p = [img[:-2, 1:-1], img[:-2, 2:], img[1:-1, 2:], img[2:, 2:],      # P2 N, P3 NE, P4 E, P5 SE
-                 img[2:, 1:-1], img[2:, :-2], img[1:-1, :-2], img[:-2, :-2]]    # P6 S, P7 SW, P8 W, P9 NW
-            neighbours = sum(x.astype(int) for x in p)
-            transitions = sum(((p[i] == 0) & (p[(i + 1) % 8] == 1)).astype(int) for i in range(8))
-            n, e, s, w = p[0], p[2], p[4], p[6]
-            if step == 0:
-                side = (n * e * s == 0) & (e * s * w == 0)
-            else:
-                side = (n * e * w == 0) & (n * s * w == 0)
-            remove = (img[1:-1, 1:-1] == 1) & (neighbours >= 2) & (neighbours <= 6) & (transitions == 1) & side
-            if remove.any():
-                img[1:-1, 1:-1][remove] = 0
-                changed = True
-        if not changed:
-            return img[1:-1, 1:-1].astype(bool)
 
 
 def centre_lines(digit: np.ndarray) -> tuple[list[tuple[np.ndarray, np.ndarray]], float]:
     """Line segments along the digit's skeleton, in units of the digit's height, and its aspect."""
-    big = np.asarray(Image.fromarray(digit).resize((112, 112), Image.Resampling.BILINEAR)) > 60
-    skeleton = thin(big)
+    grey = np.asarray(Image.fromarray(digit).resize((112, 112), Image.Resampling.BILINEAR))
+    big = grey > 60
+    skeleton = skeletonize(torch.from_numpy(grey.copy())[None, None], threshold=60 / 255)[0, 0].numpy()
     ys, xs = np.nonzero(big)
     top, height = ys.min(), ys.max() - ys.min() + 1
     left, width = xs.min(), xs.max() - xs.min() + 1
@@ -133,26 +111,6 @@ def render(digit: np.ndarray, kind: str, rng: random.Random) -> tuple[bytes, dic
     return buffer.getvalue(), {"kind": kind, "size": size, "brush": stroke_kind}
 
 
-def start_server() -> tuple[subprocess.Popen, str]:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "DIGITPAD_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "2"}
-    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "app:create_app()"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if requests.get(f"{url}/readyz", timeout=1).ok:
-                return process, url
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    process.kill()
-    raise SystemExit("the server did not start")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=2000, help="how many MNIST test digits to draw")
@@ -171,7 +129,8 @@ def main() -> None:
     drawings = [render(images[i].numpy(), KINDS[n % len(KINDS)], rng) for n, i in enumerate(order)]
     truth = [int(labels[i]) for i in order]
 
-    process, url = (None, args.url) if args.url else start_server()
+    server = None if args.url else Gunicorn("app:create_app()", workers=2)
+    url = args.url or server.url
     try:
         session = requests.Session()
 
@@ -185,9 +144,8 @@ def main() -> None:
             ours = list(pool.map(ask, [d for d, _ in drawings]))
         elapsed = time.perf_counter() - started
     finally:
-        if process:
-            process.terminate()
-            process.wait(30)
+        if server:
+            server.stop()
 
     textbook = load_or_train(args.data_dir)
     with torch.inference_mode():

@@ -59,11 +59,13 @@ class Gunicorn:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
         env = {**os.environ, "DIGITPAD_BIND": f"127.0.0.1:{self.port}", "WEB_CONCURRENCY": str(workers)}
+        self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen([sys.executable, "-m", "gunicorn", app], cwd=ROOT, env=env,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # gunicorn.conf.py preloads the app, so the port opens only once the model is loaded.
         for _ in range(600):
             try:
-                self.post(payloads_cache["canvas PNG 280x280"])
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
                 return
             except OSError:
                 time.sleep(0.1)
@@ -161,7 +163,7 @@ def main() -> None:
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed for the throughput runs: apt-get install -y wrk")
-    data = payloads_cache
+    data = payloads()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; torch {torch.__version__}; "
           f"gunicorn with {args.workers} sync workers, 1 torch thread each\n")
 
@@ -216,8 +218,6 @@ def main() -> None:
     for name, ms in in_process(data):
         print(f"| {name} | {ms:.3f} |")
 
-
-payloads_cache = payloads()
 
 if __name__ == "__main__":
     main()

@@ -6,7 +6,6 @@ import re
 import subprocess
 import sys
 
-import pytest
 import requests
 
 from tests.conftest import ROOT, Server, free_port
