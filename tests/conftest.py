@@ -49,11 +49,18 @@ def free_port() -> int:
 class Server:
     """gunicorn serving the app with the shipped config, on a free port of the loopback."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None, command: list[str] | None = None) -> None:
-        """Start `gunicorn app:create_app() *args`, or `command` (which must bind to $DIGITPAD_BIND)."""
+    def __init__(self, *args: str, workers: int | None = None, env: dict[str, str] | None = None,
+                 command: list[str] | None = None) -> None:
+        """Start `gunicorn app:create_app() *args`, or `command` (which must bind to $DIGITPAD_BIND).
+
+        With `workers`, returns only once that many workers are up: /readyz answers as soon as
+        the first one is, and a test that counts workers must not race the second.
+        """
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, **(env or {}), "DIGITPAD_BIND": f"127.0.0.1:{self.port}"}
+        if workers is not None:
+            args = ("--workers", str(workers), *args)
         command = command or ["gunicorn", "app:create_app()", *args]
         # The server's log goes to a file: a pipe nobody reads fills up and blocks the server.
         self.log = tempfile.TemporaryFile("w+")
@@ -65,13 +72,19 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"gunicorn exited early:\n{self.output()}")
             try:
-                if requests.get(f"{self.url}/readyz", timeout=1).ok:
+                ready = requests.get(f"{self.url}/readyz", timeout=1).ok
+                if ready and (workers is None or len(self.worker_pids()) == workers):
                     return
             except requests.ConnectionError:
                 pass
             time.sleep(0.2)
         self.stop()
         raise RuntimeError("gunicorn did not become ready in 60 s")
+
+    def worker_pids(self) -> list[int]:
+        """The pids of gunicorn's workers: the master's children."""
+        pid = self.process.pid
+        return sorted(int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
 
     def output(self) -> str:
         self.log.seek(0)
@@ -91,6 +104,6 @@ class Server:
 
 @pytest.fixture(scope="session")
 def server():
-    s = Server("--workers", "2")
+    s = Server(workers=2)
     yield s
     s.stop()

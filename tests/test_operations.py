@@ -23,11 +23,6 @@ PAYLOADS = [(d, encode(draw(d, canvas=(140, 140), brush=9))) for d in range(10)]
 HEADERS = {"Content-Type": "image/png"}
 
 
-def workers(server: Server) -> list[int]:
-    children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text()
-    return [int(pid) for pid in children.split()]
-
-
 def rss_mb(pid: int) -> float:
     status = Path(f"/proc/{pid}/status").read_text()
     return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024
@@ -66,19 +61,19 @@ def hammer(server: Server, count: int, clients: int, results: list, stop_after: 
 
 @pytest.fixture()
 def fresh_server():
-    server = Server("--workers", "2")
+    server = Server(workers=2)
     yield server
     server.stop()
 
 
 def test_soak_20000_requests_no_errors_memory_levels_off(fresh_server):
-    pids = workers(fresh_server)
+    pids = fresh_server.worker_pids()
     memory = [[rss_mb(p) for p in pids]]
     results: list = []
     for _ in range(4):
         hammer(fresh_server, 5000, clients=8, results=results)
         memory.append([rss_mb(p) for p in pids])
-    assert workers(fresh_server) == pids, "no worker may have died or been replaced"
+    assert fresh_server.worker_pids() == pids, "no worker may have died or been replaced"
     failures = [r for r in results if r[2] != 200]
     wrong = [r for r in results if r[2] == 200 and r[3] != r[1]]
     assert len(results) == 20000 and not failures and not wrong, (failures[:3], wrong[:3])
@@ -91,7 +86,7 @@ def test_soak_20000_requests_no_errors_memory_levels_off(fresh_server):
 
 
 def test_worker_killed_mid_load_is_replaced_and_only_its_request_fails(fresh_server):
-    victim = workers(fresh_server)[0]
+    victim = fresh_server.worker_pids()[0]
     results: list = []
     load = threading.Thread(target=hammer, args=(fresh_server, 3000, 4, results))
     load.start()
@@ -105,10 +100,10 @@ def test_worker_killed_mid_load_is_replaced_and_only_its_request_fails(fresh_ser
     after = [r for r in results if r[0] > killed_at + 0.5]
     assert after and all(r[2] == 200 and r[3] == r[1] for r in after)
     for _ in range(100):
-        if len(workers(fresh_server)) == 2 and victim not in workers(fresh_server):
+        if len(fresh_server.worker_pids()) == 2 and victim not in fresh_server.worker_pids():
             break
         time.sleep(0.1)
-    assert len(workers(fresh_server)) == 2 and victim not in workers(fresh_server)
+    assert len(fresh_server.worker_pids()) == 2 and victim not in fresh_server.worker_pids()
     answered = metric(fresh_server, "digitpad_requests_total", endpoint="/predict")
     assert answered == len(results) - len(failures)
 
@@ -129,7 +124,7 @@ def test_metrics_count_every_request_across_workers(fresh_server):
 
 
 def test_one_log_line_per_request_text_and_json():
-    server = Server("--workers", "1", env={"DIGITPAD_LOG_FORMAT": "json"})
+    server = Server(workers=1, env={"DIGITPAD_LOG_FORMAT": "json"})
     try:
         requests.post(f"{server.url}/predict", data=PAYLOADS[7][1], headers=HEADERS, timeout=10)
         requests.post(f"{server.url}/predict", data=b"junk", headers=HEADERS, timeout=10)
@@ -141,7 +136,7 @@ def test_one_log_line_per_request_text_and_json():
     assert predict[0]["status"] == 200 and predict[0]["digits"] == [7] and predict[0]["latency_ms"] > 0
     assert predict[1]["status"] == 415 and "not an image" in predict[1]["error"]
 
-    server = Server("--workers", "1")
+    server = Server(workers=1)
     try:
         requests.post(f"{server.url}/predict", data=PAYLOADS[3][1], headers=HEADERS, timeout=10)
     finally:

@@ -159,3 +159,21 @@ def test_preview_png_is_the_field():
     image = Image.open(io.BytesIO(to_png(field)))
     assert image.size == (28, 28) and image.mode == "L"
     np.testing.assert_allclose(np.asarray(image) / 255, field, atol=1 / 255)
+
+
+@pytest.mark.parametrize("radius", [1, 2, 3, 5])
+@pytest.mark.parametrize("thicker", [True, False])
+def test_strokes_are_reshaped_with_the_brush_training_draws_with(radius, thicker):
+    """Preprocessing's NumPy brush and training's batched torch brush must stay the same shape."""
+    import torch
+
+    from app.preprocess import _reshape_strokes
+    from model.augment import dilate
+
+    strokes = np.random.default_rng(radius).random((30, 20)).astype(np.float32) ** 4
+    x = torch.from_numpy(np.pad(strokes, radius))[None, None]
+    x = x if thicker else -x
+    for i in range(radius):
+        x = dilate(x, square=i % 2 == 1)
+    expected = (x if thicker else -x)[0, 0].numpy()
+    np.testing.assert_array_equal(_reshape_strokes(strokes, radius, thicker), expected)
