@@ -10,7 +10,7 @@ import numpy as np
 from flask import Blueprint, current_app, g, jsonify, request
 
 from app import inputs
-from app.classifier import Classifier
+from app.classifier import Classifier, answer
 from app.preprocess import ImageError, preprocess, to_png
 
 bp = Blueprint("api", __name__)
@@ -26,11 +26,8 @@ def _prepare(data: bytes) -> np.ndarray:
 
 
 def _prediction(field: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:
-    digit = int(probabilities.argmax())
     return {
-        "digit": digit,
-        "confidence": round(float(probabilities[digit]), 6),
-        "probabilities": [round(float(p), 6) for p in probabilities],
+        **answer(probabilities),
         "preview": "data:image/png;base64," + base64.b64encode(to_png(field)).decode(),
         "model": classifier().info(),
     }

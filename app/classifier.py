@@ -14,6 +14,16 @@ from model import checkpoint
 from model.device import resolve_device
 
 
+def answer(probabilities: np.ndarray) -> dict[str, Any]:
+    """One image's probabilities as the API and the command line report them."""
+    digit = int(probabilities.argmax())
+    return {
+        "digit": digit,
+        "confidence": round(float(probabilities[digit]), 6),
+        "probabilities": [round(float(p), 6) for p in probabilities],
+    }
+
+
 def fold_batchnorm(net: nn.Module) -> nn.Module:
     """Fold every BatchNorm into the convolution before it: same outputs, a third fewer ops."""
     for name, child in net.named_children():

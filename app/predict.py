@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.classifier import Classifier
+from app.classifier import Classifier, answer
 from app.preprocess import ImageError, preprocess
 from model.checkpoint import DEFAULT_WEIGHTS, ModelError
 
@@ -41,9 +41,7 @@ def main(argv: list[str] | None = None) -> int:
             results[path] = {"error": exc.message}
     if fields:
         probabilities = classifier.probabilities(np.stack(list(fields.values())))
-        for path, p in zip(fields, probabilities):
-            results[path] = {"digit": int(p.argmax()), "confidence": round(float(p.max()), 6),
-                             "probabilities": [round(float(x), 6) for x in p]}
+        results.update(zip(fields, map(answer, probabilities)))
 
     for path in args.files:
         result = results[path]

@@ -10,6 +10,8 @@ Needs wrk (`apt-get install -y wrk`) for the throughput runs.
 from __future__ import annotations
 
 import argparse
+import base64
+import copy
 import http.client
 import json
 import os
@@ -26,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from app.classifier import Classifier, fold_batchnorm
 from app.preprocess import decode, ink, preprocess, to_mnist
@@ -43,8 +46,6 @@ def payloads() -> dict[str, bytes]:
     pixels = np.asarray(photo.convert("RGB"), np.float32)
     shade = np.linspace(1.0, 0.82, pixels.shape[0])[:, None, None]  # uneven light across the sheet
     pixels = np.clip(pixels * shade + rng.normal(0, 4, pixels.shape), 0, 255).astype(np.uint8)
-    from PIL import Image
-
     return {"canvas PNG 280x280": canvas,
             "phone JPEG 3024x4032": encode(Image.fromarray(pixels), "JPEG", quality=85)}
 
@@ -139,12 +140,12 @@ def in_process(data: dict[str, bytes]) -> list[tuple[str, float]]:
         rows.append((f"{name}: whole preprocess", timeit(lambda: preprocess(blob), 30 if "phone" in name else 300)))
     x = torch.from_numpy(preprocess(data["canvas PNG 280x280"]))[None, None]
     net, _ = checkpoint.load(checkpoint.DEFAULT_WEIGHTS)
-    folded = fold_batchnorm(checkpoint.load(checkpoint.DEFAULT_WEIGHTS)[0])
+    folded = fold_batchnorm(copy.deepcopy(net))
     with torch.inference_mode():
         rows.append(("forward, batch 1: as trained (BatchNorm)", timeit(lambda: net(x), 2000)))
         rows.append(("forward, batch 1: BatchNorm folded", timeit(lambda: folded(x), 2000)))
         channels_last = x.contiguous(memory_format=torch.channels_last)
-        folded_cl = fold_batchnorm(checkpoint.load(checkpoint.DEFAULT_WEIGHTS)[0]).to(memory_format=torch.channels_last)
+        folded_cl = copy.deepcopy(folded).to(memory_format=torch.channels_last)
         rows.append(("forward, batch 1: folded + channels-last (served)", timeit(lambda: folded_cl(channels_last), 2000)))
         scripted = torch.jit.freeze(torch.jit.trace(folded, x))
         rows.append(("forward, batch 1: folded + TorchScript frozen", timeit(lambda: scripted(x), 2000)))
@@ -177,8 +178,6 @@ def main() -> None:
                 row[name] = np.percentile(latencies(server, blob, count), [50, 90, 99])
             row["throughput"] = {c: wrk(server, data["canvas PNG 280x280"], c, args.duration) for c in (1, 4, 16, 64)}
             if label == "digitpad":
-                import base64
-
                 images = [base64.b64encode(data["canvas PNG 280x280"]).decode()] * 256
                 body = json.dumps({"images": images}).encode()
                 server.post(body, "/predict/batch", "application/json")
