@@ -6,6 +6,7 @@ import os
 import sys
 from typing import Any
 
+import cv2
 import torch
 from flask import Flask
 
@@ -23,7 +24,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         app.config["DEBUG"] = False  # gunicorn.conf.py sets this: no debug mode in production
     app.json.sort_keys = False
 
+    # One worker per core: neither torch nor OpenCV may start threads that fight the other workers.
     torch.set_num_threads(app.config["TORCH_THREADS"])
+    cv2.setNumThreads(app.config["TORCH_THREADS"])
     try:
         app.extensions["digitpad.classifier"] = Classifier(app.config["MODEL_PATH"], app.config["DEVICE"])
     except (ModelError, ValueError) as exc:

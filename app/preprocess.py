@@ -13,11 +13,10 @@ from __future__ import annotations
 import io
 import warnings
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
-from scipy import ndimage
 
-EIGHT_NEIGHBOURS = np.ones((3, 3), bool)
 FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")
 DEFAULT_MAX_PIXELS = 40_000_000
 
@@ -29,6 +28,15 @@ WORKING_SIDE = 640  # larger images are averaged down to this first: plenty for 
 # (about 1.5 to 4.5 px in the 20 px box); strokes outside it are thickened or thinned.
 STROKE_RANGE = (0.085, 0.2)
 STROKE_TARGET = (0.11, 0.17)
+# The ink map. A border whose colours stray less than FLAT_BORDER grey levels from their median is
+# evenly lit paper; otherwise the paper is estimated at every pixel from a PAPER_SIDE px copy,
+# with a window PAPER_WINDOW of its shorter side: wider than the fattest stroke.
+FLAT_BORDER = 12
+PAPER_SIDE = 96
+PAPER_WINDOW = 0.15
+MIN_CONTRAST = 0.08  # ink differs from evenly lit paper by at least this much (of full scale),
+MIN_CONTRAST_TO_PAPER = 0.25  # from a photographed sheet by this much of the paper's brightness
+FAINT = 0.3          # and by at least this fraction of the strong strokes' contrast
 
 
 class ImageError(ValueError):
@@ -78,40 +86,54 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
         image.draft(image.mode, (WORKING_SIDE // 2, WORKING_SIDE // 2))
     try:
         image.load()
-        image = ImageOps.exif_transpose(image)
+        ImageOps.exif_transpose(image, in_place=True)  # in place: no copy of an upright image
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise ImageError(f"the image is truncated or corrupt: {exc}") from None
     return image
 
 
-def _standard_mode(image: Image.Image) -> Image.Image:
-    """The image as L, LA, RGB or RGBA, or as I/F for 16-bit and float images."""
+def _pixels(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """8-bit colour (H, W, C) with C 1 or 3, and alpha (H, W) or None, at most WORKING_SIDE a side.
+
+    Everything after this works on 8-bit arrays with OpenCV: a float copy of a 512 px RGB image
+    costs more than all the rest of preprocessing.
+    """
     if image.mode in ("P", "PA"):
-        return image.convert("RGBA" if image.mode == "PA" or "transparency" in image.info else "RGB")
-    if image.mode in ("L", "RGB") and "transparency" in image.info:
-        return image.convert("LA" if image.mode == "L" else "RGBA")
-    if image.mode in ("L", "LA", "RGB", "RGBA") or image.mode.startswith("I") or image.mode == "F":
-        return image
-    return image.convert("RGBA" if "A" in image.mode or image.mode == "RGBa" else "RGB")
-
-
-def _colour(image: Image.Image) -> np.ndarray:
-    """Colour without alpha as float (H, W, C) in [0, 1]; 16-bit and float images scaled to fit."""
-    if image.mode.startswith("I") or image.mode == "F":
+        image = image.convert("RGBA" if image.mode == "PA" or "transparency" in image.info else "RGB")
+    elif image.mode in ("L", "RGB") and "transparency" in image.info:
+        image = image.convert("LA" if image.mode == "L" else "RGBA")
+    elif image.mode.startswith("I") or image.mode == "F":
         values = np.asarray(image, dtype=np.float32)
-        peak = values.max()
-        scale = 65535.0 if peak > 255 else 255.0 if peak > 1 else 1.0
-        return np.clip(values / scale, 0, 1)[..., None]
-    if image.mode in ("LA", "RGBA"):
-        image = image.convert(image.mode[:-1])
-    values = np.asarray(image, dtype=np.float32) / 255.0
-    return values[..., None] if values.ndim == 2 else values
+        peak = float(values.max())
+        scale = 257.0 if peak > 255 else 1.0 if peak > 1 else 1 / 255
+        image = Image.fromarray(np.clip(values / scale, 0, 255).astype(np.uint8), "L")
+    elif image.mode not in ("L", "LA", "RGB", "RGBA"):
+        image = image.convert("RGBA" if "A" in image.mode or image.mode == "RGBa" else "RGB")
+    pixels = np.asarray(image)
+    height, width = pixels.shape[:2]
+    if max(height, width) > WORKING_SIDE:
+        scale = WORKING_SIDE / max(height, width)
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        pixels = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+    if pixels.ndim == 2:
+        return pixels[..., None], None
+    if image.mode not in ("LA", "RGBA"):
+        return pixels, None
+    alpha = cv2.extractChannel(pixels, pixels.shape[-1] - 1)
+    colour = cv2.cvtColor(pixels, cv2.COLOR_RGBA2RGB) if pixels.shape[-1] == 4 else pixels[..., :1].copy()
+    return colour, None if cv2.minMaxLoc(alpha)[0] == 255 else alpha
 
 
 def _quantile(values: np.ndarray, q: float) -> float:
     """The q-quantile of a 1-D array, by partial sort: several times cheaper than np.percentile."""
     k = round(q * (values.size - 1))
     return float(np.partition(values, k)[k])
+
+
+def _histogram_quantile(histogram: np.ndarray, q: float) -> int:
+    """The q-quantile of 8-bit values from their 256-bin histogram."""
+    cumulative = np.cumsum(histogram)
+    return int(np.searchsorted(cumulative, q * cumulative[-1]))
 
 
 def _border(a: np.ndarray) -> np.ndarray:
@@ -121,39 +143,93 @@ def _border(a: np.ndarray) -> np.ndarray:
                            a[b:-b, :b].reshape(-1, *a.shape[2:]), a[b:-b, -b:].reshape(-1, *a.shape[2:])])
 
 
+def _channel_max(a: np.ndarray) -> np.ndarray:
+    """Per-pixel maximum over the channels of (H, W, C), channel by channel: NumPy reduces a short
+    last axis several times more slowly."""
+    out = a[..., 0]
+    for c in range(1, a.shape[-1]):
+        out = np.maximum(out, a[..., c])
+    return np.ascontiguousarray(out)
+
+
+def _contrast_to_paper(colour: np.ndarray) -> np.ndarray:
+    """Ink's contrast to the paper at every pixel, for unevenly lit photos and scans: uint8 (H, W).
+
+    Light falls off across a sheet, towards the corners and into shadows, but it changes slowly,
+    while ink is made of narrow strokes. A morphological closing (or opening, for light ink on a
+    dark board) of a small copy of the image with a window wider than any pen stroke removes the
+    ink and keeps the light, shadows included: scaled back up, it is the paper. The difference
+    from it is taken relative to the paper's own brightness for dark ink, so a stroke in a shadow
+    is as strong as one in the light.
+    """
+    height, width = colour.shape[:2]
+    scale = min(1.0, PAPER_SIDE / max(height, width))
+    small = cv2.resize(colour, (max(1, round(width * scale)), max(1, round(height * scale))),
+                       interpolation=cv2.INTER_AREA)
+    small = small.reshape(*small.shape[:2], colour.shape[-1])
+    side = max(3, round(PAPER_WINDOW * min(small.shape[:2])) | 1)
+    window = cv2.getStructuringElement(cv2.MORPH_RECT, (side, side))
+    contrast = None
+    for c in range(colour.shape[-1]):
+        # Ink darker than the paper in this channel is removed by a closing, lighter ink by an
+        # opening: the one that removes more is the ink's direction.
+        closed = cv2.morphologyEx(small[..., c], cv2.MORPH_CLOSE, window, borderType=cv2.BORDER_REPLICATE)
+        opened = cv2.morphologyEx(small[..., c], cv2.MORPH_OPEN, window, borderType=cv2.BORDER_REPLICATE)
+        darker_ink = cv2.norm(closed, small[..., c], cv2.NORM_INF) >= cv2.norm(small[..., c], opened, cv2.NORM_INF)
+        paper = (closed if darker_ink else opened).astype(np.float32)
+        # Dark ink's contrast scales with the light on the paper; light ink (chalk) is taken as is.
+        gain = 255 / np.maximum(paper, 64) if darker_ink else np.ones_like(paper)
+        paper = cv2.resize(paper, (width, height), interpolation=cv2.INTER_LINEAR)
+        gain = cv2.resize(gain, (width, height), interpolation=cv2.INTER_LINEAR)
+        channel = cv2.multiply(cv2.absdiff(colour[..., c].astype(np.float32), paper), gain)
+        contrast = channel if contrast is None else cv2.max(contrast, channel)
+    return np.clip(contrast, 0, 255).astype(np.uint8)
+
+
 def ink(image: Image.Image) -> np.ndarray:
     """Where the ink is: float (H, W), 0 for background and 1 for full ink, any polarity or colour.
 
     A mostly transparent image (a canvas exported as is) has its ink in the alpha channel.
-    Otherwise the background is the median colour of the border, and ink is the distance
-    from it, so black on white, white on black and blue on yellow all work the same.
+    Otherwise ink is the distance from the paper's colour: the border's median colour when the
+    border is evenly lit (a canvas, a scan), else the paper estimated at every pixel (a photo,
+    with light falling off across it), so black on white, chalk on a board and blue on yellow
+    all work the same. Faint ruled lines and paper grain are far weaker than the strokes and
+    fall under the threshold, which follows both the noise and the ink's own strength.
     """
-    if max(image.size) > WORKING_SIDE:
-        image = image.copy()
-        image.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.BOX)
-    image = _standard_mode(image)
-    alpha = np.asarray(image.getchannel("A"), np.float32) / 255 if image.mode in ("LA", "RGBA") else None
-    if alpha is not None and np.count_nonzero(alpha < 0.5) * 2 >= alpha.size:
+    colour, alpha = _pixels(image)
+    least = MIN_CONTRAST
+    if alpha is not None and np.count_nonzero(alpha < 128) * 2 >= alpha.size:
         distance = alpha
     else:
-        colour = _colour(image)
-        if alpha is not None:
-            opaque = colour[alpha >= 0.5]
-            paper = np.median(opaque, axis=0) if len(opaque) else np.ones(colour.shape[-1], np.float32)
-            colour = colour * alpha[..., None] + paper * (1 - alpha[..., None])
-        background = np.median(_border(colour), axis=0)
-        distance = np.sqrt(np.square(colour - background).mean(axis=-1))
-    # The border's typical distance from its median measures paper texture and compression
-    # noise; a median, so that strokes running off the edge do not count as noise.
-    noise = _quantile(_border(distance), 0.5)
-    floor = max(0.08, 6 * noise)
-    strokes = distance[distance > floor]
-    if strokes.size == 0:
+        if alpha is not None:  # mostly opaque with some transparency: flatten onto the paper
+            opaque = colour[alpha >= 128]
+            paper = np.median(opaque, axis=0) if len(opaque) else np.full(colour.shape[-1], 255.0)
+            weight = cv2.merge([alpha] * colour.shape[-1]).reshape(colour.shape).astype(np.float32) * (1 / 255)
+            colour = np.round(colour * weight + paper * (1 - weight)).astype(np.uint8)
+        border = _border(colour)
+        border_colour = np.median(border, axis=0)
+        flat = (*(float(v) for v in np.round(border_colour)), 0.0)  # one colour, as an OpenCV scalar
+        spread = _quantile(_channel_max(cv2.absdiff(border[:, None, :], flat).reshape(-1, 1, colour.shape[-1]))
+                           .ravel(), 0.9)
+        if spread <= FLAT_BORDER:
+            distance = _channel_max(cv2.absdiff(colour, flat).reshape(colour.shape))
+        else:
+            distance = _contrast_to_paper(colour)
+            least = MIN_CONTRAST_TO_PAPER
+    # The border's typical distance from the paper measures texture and compression noise; a
+    # median, so that strokes running off the edge do not count as noise.
+    noise = float(np.median(_border(distance)))
+    floor = max(least * 255, 6 * noise)
+    histogram = cv2.calcHist([distance], [0], None, [256], [0, 256]).ravel()
+    histogram[:int(floor) + 1] = 0
+    if histogram.sum() == 0:
         return np.zeros(distance.shape, np.float32)
-    full = max(_quantile(strokes, 0.9), floor + 0.05)
-    ink_map = (distance - floor).astype(np.float32, copy=False)
-    ink_map *= 1 / (full - floor)
-    return np.clip(ink_map, 0, 1, out=ink_map)
+    full = _histogram_quantile(histogram, 0.9)
+    # Lines, shadows' edges and grain that pass the noise floor are still far fainter than ink.
+    floor = max(floor, FAINT * full)
+    full = max(full, floor + 0.05 * 255)
+    table = np.clip((np.arange(256, dtype=np.float32) - floor) / (full - floor), 0, 1)
+    return cv2.LUT(distance, table)
 
 
 def _digit_crop(ink_map: np.ndarray) -> np.ndarray:
@@ -166,8 +242,9 @@ def _digit_crop(ink_map: np.ndarray) -> np.ndarray:
     full_side = max(ink_map.shape)
     ink_map = ink_map[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     mask = mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-    labels, count = ndimage.label(mask, structure=EIGHT_NEIGHBOURS)
-    sizes = np.bincount(labels[mask], minlength=count + 1)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=8)
+    sizes = stats[:, cv2.CC_STAT_AREA]
+    sizes[0] = 0
     # Pieces of a digit are strokes; specks are small next to the largest stroke.
     keep = sizes >= max(0.05 * sizes.max(), 2)
     keep[0] = False
@@ -177,17 +254,16 @@ def _digit_crop(ink_map: np.ndarray) -> np.ndarray:
         if max(mask.shape) < 0.02 * full_side:
             raise NoDigitError()
         return ink_map
-    kept = keep[labels]
-    rows, cols = np.flatnonzero(kept.any(1)), np.flatnonzero(kept.any(0))
-    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    boxes = stats[keep]
+    left, top = boxes[:, cv2.CC_STAT_LEFT].min(), boxes[:, cv2.CC_STAT_TOP].min()
+    right = (boxes[:, cv2.CC_STAT_LEFT] + boxes[:, cv2.CC_STAT_WIDTH]).max()
+    bottom = (boxes[:, cv2.CC_STAT_TOP] + boxes[:, cv2.CC_STAT_HEIGHT]).max()
     if max(bottom - top, right - left) < 0.02 * full_side:
         raise NoDigitError()
     # Keep the anti-aliased fringe of kept strokes (2 px around them), drop the specks.
-    height, width = ink_map.shape
-    y0, y1, x0, x1 = max(top - 2, 0), min(bottom + 2, height), max(left - 2, 0), min(right + 2, width)
-    near = ndimage.maximum_filter(kept[y0:y1, x0:x1], size=5)
-    crop = np.where(near, ink_map[y0:y1, x0:x1], 0)
-    return crop[top - y0:bottom - y0, left - x0:right - x0]
+    kept = keep[labels[top:bottom, left:right]].view(np.uint8)
+    near = cv2.dilate(kept, np.ones((5, 5), np.uint8))
+    return np.where(near.view(bool), ink_map[top:bottom, left:right], 0)
 
 
 def _stroke_width(mask: np.ndarray) -> float:
@@ -200,6 +276,7 @@ def _stroke_width(mask: np.ndarray) -> float:
 
 def _resize(a: np.ndarray, width: int, height: int) -> np.ndarray:
     """Area-average when shrinking (every stroke keeps its ink), bilinear when enlarging."""
+    # Pillow, not OpenCV: OpenCV's INTER_AREA is not an exact area average at fractional scales.
     method = Image.Resampling.BOX if width <= a.shape[1] and height <= a.shape[0] else Image.Resampling.BILINEAR
     return np.asarray(Image.fromarray(np.ascontiguousarray(a, np.float32), "F").resize((width, height), method))
 

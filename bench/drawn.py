@@ -23,6 +23,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import cv2
 import numpy as np
 import requests
 import torch
@@ -32,8 +33,19 @@ from bench.serve import Gunicorn
 from bench.textbook import load_or_train, naive_preprocess
 from model import mnist
 from model.augment import skeletonize
+from tests.drawing import camera, sheet
 
-KINDS = ["transparent PNG", "white PNG", "white JPEG", "dark PNG", "dark JPEG", "coloured PNG", "coloured JPEG"]
+KINDS = ["transparent PNG", "white PNG", "white JPEG", "dark PNG", "dark JPEG", "coloured PNG", "coloured JPEG",
+         "photo of paper"]
+# Paper and ink for photos: (paper RGB, [ink RGB, ...]).
+PAPERS = [
+    ((246, 244, 238), [(20, 24, 40), (25, 45, 140), (60, 60, 64), (15, 15, 15)]),     # white notebook
+    ((238, 228, 200), [(30, 30, 50), (20, 40, 120), (70, 66, 60)]),                   # cream, pencil
+    ((250, 240, 150), [(20, 20, 30), (30, 40, 150)]),                                 # yellow legal pad
+    ((205, 205, 200), [(15, 15, 20), (30, 30, 110)]),                                 # grey recycled
+    ((40, 62, 48), [(235, 235, 225), (240, 230, 140)]),                               # green board, chalk
+    ((28, 30, 34), [(240, 240, 240), (200, 225, 250)]),                               # blackboard, chalk
+]
 
 
 def centre_lines(digit: np.ndarray) -> tuple[list[tuple[np.ndarray, np.ndarray]], float]:
@@ -111,6 +123,39 @@ def render(digit: np.ndarray, kind: str, rng: random.Random) -> tuple[bytes, dic
     return buffer.getvalue(), {"kind": kind, "size": size, "brush": stroke_kind}
 
 
+def photograph(digit: np.ndarray, rng: random.Random) -> tuple[bytes, dict]:
+    """One MNIST digit written on paper and photographed with a phone, as a JPEG of 800-2000 px
+    (the sheet and the camera are `tests.drawing.sheet` and `tests.drawing.camera`)."""
+    segments, aspect = centre_lines(digit)
+    side = rng.randint(800, 2000)
+    width, height = (side, round(side * 0.75)) if rng.random() < 0.5 else (round(side * 0.75), side)
+    paper, inks = rng.choice(PAPERS)
+    ink = rng.choice(inks)
+    image = sheet(width, height, paper, rng)
+    # The digit: a pen's or chalk's stroke, 15-60% of the sheet's shorter side, near the middle.
+    digit_height = rng.uniform(0.15, 0.6) * min(width, height)
+    brush = max(2.0, digit_height * rng.uniform(0.05, 0.13))
+    angle = np.radians(rng.uniform(-10, 10))
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    centre = np.array([aspect / 2, 0.5])
+    origin = np.array([width / 2 + rng.uniform(-0.2, 0.2) * width - aspect * digit_height / 2,
+                       height / 2 + rng.uniform(-0.2, 0.2) * height - digit_height / 2])
+    s = 4  # sub-pixel precision for cv2.line
+    for a, b in segments:
+        a, b = [((rotation @ (p - centre) + centre) * digit_height + origin) * s for p in (a, b)]
+        cv2.line(image, tuple(np.round(a).astype(int)), tuple(np.round(b).astype(int)),
+                 tuple(float(v) for v in ink), max(1, round(brush)), cv2.LINE_AA, shift=2)
+    size = "small (<80 px)" if digit_height < 80 else "medium (<180 px)" if digit_height < 180 else "large"
+    stroke = brush / digit_height
+    stroke_kind = "thin brush (<7%)" if stroke < 0.07 else "medium brush" if stroke < 0.14 else "thick brush (>14%)"
+    return camera(image, rng), {"kind": "photo of paper", "size": size, "brush": stroke_kind}
+
+
+def draw_kind(digit: np.ndarray, kind: str, rng: random.Random) -> tuple[bytes, dict]:
+    """A digit as the kind of image says: a canvas export or a photo of paper."""
+    return photograph(digit, rng) if kind == "photo of paper" else render(digit, kind, rng)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=2000, help="how many MNIST test digits to draw")
@@ -126,7 +171,7 @@ def main() -> None:
     rng.shuffle(order)
     order = order[:args.count]
     print(f"drawing {len(order)} MNIST test digits ...", file=sys.stderr)
-    drawings = [render(images[i].numpy(), KINDS[n % len(KINDS)], rng) for n, i in enumerate(order)]
+    drawings = [draw_kind(images[i].numpy(), KINDS[n % len(KINDS)], rng) for n, i in enumerate(order)]
     truth = [int(labels[i]) for i in order]
 
     server = None if args.url else Gunicorn("app:create_app()", workers=2)

@@ -4,7 +4,9 @@ anywhere, any colours, exported as PNG, JPEG and friends. No MNIST pixels involv
 from __future__ import annotations
 
 import io
+import random
 
+import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -74,3 +76,61 @@ def encode(image: Image.Image, fmt: str = "PNG", **params) -> bytes:
         image = image.convert("RGB")
     image.save(buffer, fmt, **params)
     return buffer.getvalue()
+
+
+def sheet(width: int, height: int, paper: tuple[int, int, int], rng: random.Random) -> np.ndarray:
+    """A sheet of paper, float RGB (height, width, 3); light paper often has faint ruled or
+    squared lines, the way notebooks do."""
+    image = np.empty((height, width, 3), np.float32)
+    image[:] = paper
+    if sum(paper) > 300 and rng.random() < 0.6:
+        line = tuple(float(v) for v in np.array(paper) - rng.uniform(25, 55) * np.array([0.9, 0.6, 0.2]))
+        thickness = max(1, round(max(width, height) / 900))
+        pitch = rng.uniform(0.035, 0.06) * height
+        offset = rng.uniform(0, pitch)
+        for y in np.arange(offset, height, pitch):
+            cv2.line(image, (0, round(y)), (width, round(y + rng.uniform(-0.01, 0.01) * width)), line, thickness,
+                     cv2.LINE_AA)
+        if rng.random() < 0.3:
+            for x in np.arange(offset, width, pitch):
+                cv2.line(image, (round(x), 0), (round(x), height), line, thickness, cv2.LINE_AA)
+    return image
+
+
+def camera(image: np.ndarray, rng: random.Random, quality: tuple[int, int] = (70, 92)) -> bytes:
+    """A float RGB picture of a sheet as a phone delivers it, JPEG bytes: light falling off across
+    the sheet and towards the corners, sometimes a shadow along an edge, paper grain, a slight
+    blur, sensor noise, compression."""
+    height, width = image.shape[:2]
+    noise = np.random.default_rng(rng.randrange(2**32))
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    direction = rng.uniform(0, 2 * np.pi)
+    ramp = np.cos(direction) * (xs / width - 0.5) + np.sin(direction) * (ys / height - 0.5)
+    light = 1 - rng.uniform(0.1, 0.4) * (ramp + 0.5)
+    light *= 1 - rng.uniform(0.05, 0.3) * ((xs / width - 0.5) ** 2 + (ys / height - 0.5) ** 2) / 0.5
+    if rng.random() < 0.35:
+        edge = rng.choice([xs / width, 1 - xs / width, ys / height, 1 - ys / height])
+        reach = rng.uniform(0.1, 0.3)
+        light *= 1 - rng.uniform(0.25, 0.5) * np.clip((reach - edge) / (0.4 * reach) + 0.5, 0, 1)
+    grain = cv2.GaussianBlur(noise.normal(0, 1, (height, width)).astype(np.float32), (0, 0), 1.5)
+    image = image * light[..., None] + rng.uniform(6, 18) * grain[..., None]
+    image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.5, 1.5) * max(width, height) / 1000)
+    image += noise.normal(0, rng.uniform(1.5, 5), image.shape).astype(np.float32)
+    return encode(Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)), "JPEG",
+                  quality=rng.randint(*quality))
+
+
+def photo(digit: int, paper: tuple[int, int, int], ink: tuple[int, int, int], seed: int,
+          size: tuple[int, int] = (1200, 900)) -> bytes:
+    """`digit` written on a sheet of `paper` and photographed: a JPEG as a phone sends it."""
+    rng = random.Random(seed)
+    width, height = size
+    image = sheet(width, height, paper, rng)
+    digit_height = rng.uniform(0.25, 0.5) * height
+    box = (width / 2 - 0.35 * digit_height + rng.uniform(-0.1, 0.1) * width,
+           height / 2 - digit_height / 2 + rng.uniform(-0.1, 0.1) * height, digit_height)
+    strokes = draw(digit, canvas=size, box=box, brush=digit_height * rng.uniform(0.06, 0.12),
+                   ink=(*ink, 255), angle=rng.uniform(-0.15, 0.15), supersample=1)
+    alpha = np.asarray(strokes.getchannel("A"), np.float32)[..., None] / 255
+    image = image * (1 - alpha) + np.array(ink, np.float32) * alpha
+    return camera(image, rng)

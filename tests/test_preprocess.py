@@ -1,6 +1,7 @@
 """Preprocessing: what people send becomes what MNIST looks like, and the model reads it right."""
 
 import io
+import random
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ from PIL import Image
 from scipy import ndimage
 
 from app.preprocess import ImageError, NoDigitError, decode, ink, preprocess, to_png
-from tests.drawing import draw, encode
+from tests.drawing import camera, draw, encode, photo, sheet
 
 WHITE, BLACK = (255, 255, 255, 255), (0, 0, 0, 255)
 
@@ -65,6 +66,31 @@ def test_every_kind_of_drawing_reads_right(kind, classify):
         data = CASES[kind](digit)
         assert_mnist_like(preprocess(data))
         assert classify(data) == digit, f"{kind}: drew {digit}"
+
+
+PAPERS = {
+    "blue pen on a white notebook": ((246, 244, 238), (25, 45, 140)),
+    "pencil on cream paper": ((238, 228, 200), (70, 66, 60)),
+    "black pen on a yellow pad": ((250, 240, 150), (20, 20, 30)),
+    "chalk on a green board": ((40, 62, 48), (235, 235, 225)),
+}
+
+
+@pytest.mark.parametrize("kind", PAPERS)
+def test_photos_of_paper_read_right(kind, classify):
+    """Light falling off, shadows, grain, ruled lines, blur, noise and JPEG, as phones deliver."""
+    paper, ink_colour = PAPERS[kind]
+    for digit in range(10):
+        assert classify(photo(digit, paper, ink_colour, seed=digit)) == digit, f"{kind}: wrote {digit}"
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_a_photographed_blank_sheet_is_no_digit(seed):
+    """Lines, shadows and grain are not ink."""
+    rng = random.Random(seed)
+    paper = rng.choice([p for p, _ in PAPERS.values()])
+    with pytest.raises(NoDigitError):
+        preprocess(camera(sheet(1000, 750, paper, rng), rng))
 
 
 def test_gif_uses_the_first_frame(classify):
