@@ -16,6 +16,7 @@ import http.client
 import json
 import os
 import platform
+import random
 import re
 import shutil
 import socket
@@ -26,28 +27,52 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
-from PIL import Image
 
 from app.classifier import Classifier, fold_batchnorm
 from app.preprocess import decode, ink, preprocess, to_mnist
 from model import checkpoint
-from tests.drawing import draw, encode
+from tests.drawing import draw, encode, photo
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def payloads() -> dict[str, bytes]:
-    """A 280x280 transparent canvas PNG, and a 12-megapixel phone photo of a digit on paper."""
-    canvas = encode(draw(7, canvas=(280, 280), brush=16))
-    rng = np.random.default_rng(0)
-    photo = draw(4, canvas=(3024, 4032), paper=(228, 224, 214, 255), ink=(35, 38, 60, 255), brush=70, supersample=1)
-    pixels = np.asarray(photo.convert("RGB"), np.float32)
-    shade = np.linspace(1.0, 0.82, pixels.shape[0])[:, None, None]  # uneven light across the sheet
-    pixels = np.clip(pixels * shade + rng.normal(0, 4, pixels.shape), 0, 255).astype(np.uint8)
-    return {"canvas PNG 280x280": canvas,
-            "phone JPEG 3024x4032": encode(Image.fromarray(pixels), "JPEG", quality=85)}
+# The kinds of drawing people send, as bench/drawn.py names them: (paper, ink, format).
+KINDS = {
+    "transparent PNG": (None, (20, 20, 20, 255), "PNG"),
+    "white PNG": ((250, 250, 250, 255), (30, 30, 30, 255), "PNG"),
+    "white JPEG": ((245, 245, 245, 255), (20, 20, 20, 255), "JPEG"),
+    "dark PNG": ((25, 25, 30, 255), (240, 240, 240, 255), "PNG"),
+    "dark JPEG": ((15, 15, 15, 255), (230, 230, 230, 255), "JPEG"),
+    "coloured PNG": ((250, 230, 120, 255), (30, 60, 200, 255), "PNG"),
+    "coloured JPEG": ((30, 90, 60, 255), (250, 220, 60, 255), "JPEG"),
+}
+
+
+def mix(count: int = 140, seed: int = 0) -> list[tuple[str, bytes]]:
+    """Drawings of every kind: canvases of 240-512 px, digits tiny to canvas-filling, thin to fat
+    brushes, PNG and JPEG, in turn."""
+    rng = random.Random(seed)
+    drawings = []
+    for n in range(count):
+        kind = list(KINDS)[n % len(KINDS)]
+        paper, ink_colour, fmt = KINDS[kind]
+        width, height = rng.choice([(240, 240), (280, 280), (400, 400), (512, 512), (512, 320), (320, 512)])
+        size = float(np.exp(rng.uniform(np.log(14), np.log(0.9 * min(width / 0.7, height)))))
+        brush = max(1.5, size * float(np.exp(rng.uniform(np.log(0.04), np.log(0.22)))))
+        box = (rng.uniform(brush, max(brush, width - 0.7 * size - brush)),
+               rng.uniform(brush, max(brush, height - size - brush)), size)
+        image = draw(n % 10, canvas=(width, height), box=box, brush=brush, ink=ink_colour, paper=paper,
+                     angle=rng.uniform(-0.15, 0.15), supersample=2)
+        drawings.append((kind, encode(image, fmt, **({"quality": rng.randint(70, 92)} if fmt == "JPEG" else {}))))
+    return drawings
+
+
+def phone_photo() -> bytes:
+    """A 12-megapixel phone photo of a digit on a notebook page."""
+    return photo(4, (246, 244, 238), (25, 45, 140), seed=0, size=(3024, 4032))
 
 
 def mime(data: bytes) -> str:
@@ -93,24 +118,35 @@ class Gunicorn:
         self.process.wait(30)
 
 
-def latencies(server: Gunicorn, data: bytes, count: int) -> np.ndarray:
-    for _ in range(20):
+def latencies(server: Gunicorn, bodies: list[bytes], count: int) -> np.ndarray:
+    """Milliseconds per request, one client, cycling through `bodies`."""
+    for data in bodies[:20]:
         server.post(data)
     times = []
-    for _ in range(count):
+    for n in range(count):
+        data = bodies[n % len(bodies)]
         started = time.perf_counter()
         server.post(data)
         times.append(time.perf_counter() - started)
     return np.array(times) * 1000
 
 
-def wrk(server: Gunicorn, data: bytes, connections: int, seconds: int) -> float:
+def wrk(server: Gunicorn, bodies: list[bytes], connections: int, seconds: int) -> float:
+    """Requests per second from wrk, each connection cycling through `bodies`."""
     with tempfile.TemporaryDirectory() as tmp:
-        body = Path(tmp) / "body"
-        body.write_bytes(data)
+        for n, data in enumerate(bodies):
+            (Path(tmp) / f"{n}").write_bytes(data)
         script = Path(tmp) / "post.lua"
-        script.write_text(f'local f = io.open("{body}", "rb")\nwrk.method = "POST"\nwrk.body = f:read("*all")\n'
-                          f'f:close()\nwrk.headers["Content-Type"] = "{mime(data)}"\n')
+        script.write_text(
+            f'local bodies, types, i = {{}}, {{}}, 0\n'
+            f'for n = 0, {len(bodies) - 1} do\n'
+            f'  local f = io.open("{tmp}/" .. n, "rb"); bodies[n + 1] = f:read("*all"); f:close()\n'
+            f'  types[n + 1] = bodies[n + 1]:sub(1, 2) == "\\255\\216" and "image/jpeg" or "image/png"\n'
+            f'end\n'
+            f'request = function()\n'
+            f'  i = i % #bodies + 1\n'
+            f'  return wrk.format("POST", "/predict", {{["Content-Type"] = types[i]}}, bodies[i])\n'
+            f'end\n')
         out = subprocess.run(["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "-s", str(script),
                               f"http://127.0.0.1:{server.port}/predict"], capture_output=True, text=True, check=True)
     if "Non-2xx" in out.stdout or "Socket errors" in out.stdout and "timeout" in out.stdout:
@@ -118,41 +154,48 @@ def wrk(server: Gunicorn, data: bytes, connections: int, seconds: int) -> float:
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out.stdout).group(1))
 
 
-def timeit(fn, repeat: int = 300) -> float:
-    for _ in range(10):
-        fn()
-    started = time.perf_counter()
+def timeit(fn, repeat: int = 5) -> float:
+    """Best of `repeat` calls, in ms: the machine's noise only ever adds time."""
+    best = float("inf")
     for _ in range(repeat):
+        started = time.perf_counter()
         fn()
-    return (time.perf_counter() - started) / repeat * 1000
+        best = min(best, time.perf_counter() - started)
+    return best * 1000
 
 
-def in_process(data: dict[str, bytes]) -> list[tuple[str, float]]:
-    """Where a request's time goes, in this process, one torch thread like a worker."""
+def preprocessing_by_kind(drawings: list[tuple[str, bytes]], photo_jpeg: bytes) -> dict[str, dict[str, np.ndarray]]:
+    """Where preprocessing's time goes, per kind of image, in this process, one thread like a worker."""
     torch.set_num_threads(1)
-    rows = []
-    for name, blob in data.items():
-        image = decode(blob)
+    cv2.setNumThreads(1)
+    steps: dict[str, dict[str, list[float]]] = {}
+    for kind, data in [*drawings, ("phone photo 12 MP JPEG", photo_jpeg)]:
+        image = decode(data)
         ink_map = ink(image)
-        rows.append((f"{name}: decode", timeit(lambda: decode(blob), 30 if "phone" in name else 300)))
-        rows.append((f"{name}: ink map", timeit(lambda: ink(image), 30 if "phone" in name else 300)))
-        rows.append((f"{name}: crop, stroke, 28x28", timeit(lambda: to_mnist(ink_map))))
-        rows.append((f"{name}: whole preprocess", timeit(lambda: preprocess(blob), 30 if "phone" in name else 300)))
-    x = torch.from_numpy(preprocess(data["canvas PNG 280x280"]))[None, None]
+        row = steps.setdefault(kind, {"decode": [], "ink map": [], "crop, stroke, 28x28": [], "whole": []})
+        row["decode"].append(timeit(lambda: decode(data)))
+        row["ink map"].append(timeit(lambda: ink(image)))
+        row["crop, stroke, 28x28"].append(timeit(lambda: to_mnist(ink_map)))
+        row["whole"].append(timeit(lambda: preprocess(data)))
+    return {kind: {step: np.array(times) for step, times in row.items()} for kind, row in steps.items()}
+
+
+def forward_variants(field: np.ndarray) -> list[tuple[str, float]]:
+    """The model's forward pass, as trained and as served."""
+    x = torch.from_numpy(field)[None, None]
     net, _ = checkpoint.load(checkpoint.DEFAULT_WEIGHTS)
     folded = fold_batchnorm(copy.deepcopy(net))
+    rows = []
     with torch.inference_mode():
-        rows.append(("forward, batch 1: as trained (BatchNorm)", timeit(lambda: net(x), 2000)))
-        rows.append(("forward, batch 1: BatchNorm folded", timeit(lambda: folded(x), 2000)))
+        rows.append(("forward, batch 1: as trained (BatchNorm)", timeit(lambda: net(x), 200)))
+        rows.append(("forward, batch 1: BatchNorm folded", timeit(lambda: folded(x), 200)))
         channels_last = x.contiguous(memory_format=torch.channels_last)
         folded_cl = copy.deepcopy(folded).to(memory_format=torch.channels_last)
-        rows.append(("forward, batch 1: folded + channels-last (served)", timeit(lambda: folded_cl(channels_last), 2000)))
-        scripted = torch.jit.freeze(torch.jit.trace(folded, x))
-        rows.append(("forward, batch 1: folded + TorchScript frozen", timeit(lambda: scripted(x), 2000)))
+        rows.append(("forward, batch 1: folded + channels-last (served)", timeit(lambda: folded_cl(channels_last), 200)))
         batch = x.repeat(256, 1, 1, 1)
-        rows.append(("forward, batch 256, per image", timeit(lambda: folded(batch), 20) / 256))
+        rows.append(("forward, batch 256, per image", timeit(lambda: folded(batch), 10) / 256))
     classifier = Classifier(checkpoint.DEFAULT_WEIGHTS, "cpu")
-    rows.append(("classifier.probabilities, batch 1 (served)", timeit(lambda: classifier.probabilities(x[0].numpy()))))
+    rows.append(("classifier.probabilities, batch 1 (served)", timeit(lambda: classifier.probabilities(x[0].numpy()), 200)))
     return rows
 
 
@@ -160,25 +203,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
-    parser.add_argument("--requests", type=int, default=500, help="sequential requests for latency")
+    parser.add_argument("--requests", type=int, default=700, help="sequential requests for latency")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed for the throughput runs: apt-get install -y wrk")
-    data = payloads()
+    drawings = mix()
+    bodies = [data for _, data in drawings]
+    photo_jpeg = phone_photo()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; torch {torch.__version__}; "
-          f"gunicorn with {args.workers} sync workers, 1 torch thread each\n")
+          f"gunicorn with {args.workers} sync workers, 1 torch thread each; a mix of {len(drawings)} drawings "
+          f"({', '.join(KINDS)}; canvases 240-512 px, tiny to canvas-filling digits, thin to fat brushes)\n")
 
     results = {}
     for label, app in (("digitpad", "app:create_app()"), ("naive", "bench.naive_server:create_app()")):
         server = Gunicorn(app, args.workers)
         try:
-            row = {}
-            for name, blob in data.items():
-                count = args.requests if "canvas" in name else max(20, args.requests // 10)
-                row[name] = np.percentile(latencies(server, blob, count), [50, 90, 99])
-            row["throughput"] = {c: wrk(server, data["canvas PNG 280x280"], c, args.duration) for c in (1, 4, 16, 64)}
+            row = {"mix": latencies(server, bodies, args.requests),
+                   "photo": latencies(server, [photo_jpeg], max(20, args.requests // 20)),
+                   "throughput": {c: wrk(server, bodies, c, args.duration) for c in (1, 4, 16, 64)}}
             if label == "digitpad":
-                images = [base64.b64encode(data["canvas PNG 280x280"]).decode()] * 256
+                images = [base64.b64encode(data).decode() for data in bodies[:128]] * 2
                 body = json.dumps({"images": images}).encode()
                 server.post(body, "/predict/batch", "application/json")
                 # One client per worker, so both cores work, as they do for single requests.
@@ -197,24 +241,32 @@ def main() -> None:
     print("Latency, one client, ms (p50 / p90 / p99):\n")
     print("| payload | digitpad | naive reference | ratio (p50) |")
     print("|---|---:|---:|---:|")
-    for name in data:
-        a, b = ours[name], naive[name]
-        print(f"| {name} | {a[0]:.2f} / {a[1]:.2f} / {a[2]:.2f} | {b[0]:.2f} / {b[1]:.2f} / {b[2]:.2f} | {a[0] / b[0]:.2f}x |")
-    print("\nThroughput, canvas PNG, requests/s (wrk, 1 thread):\n")
+    for name, key in (("the mix of drawings", "mix"), ("phone photo, 12 MP JPEG", "photo")):
+        a, b = np.percentile(ours[key], [50, 90, 99]), np.percentile(naive[key], [50, 90, 99])
+        print(f"| {name} | {a[0]:.2f} / {a[1]:.2f} / {a[2]:.2f} | {b[0]:.2f} / {b[1]:.2f} / {b[2]:.2f} "
+              f"| {a[0] / b[0]:.2f}x |")
+    print("\nThroughput on the mix, requests/s (wrk, 1 thread):\n")
     print("| concurrency | digitpad | naive reference | ratio |")
     print("|---:|---:|---:|---:|")
     for c, rps in ours["throughput"].items():
         print(f"| {c} | {rps:,.0f} | {naive['throughput'][c]:,.0f} | {rps / naive['throughput'][c]:.2f}x |")
     single = ours["throughput"][16]
-    print(f"\n/predict/batch, 256 canvas PNGs per request: {ours['batch']:,.0f} images/s "
+    print(f"\n/predict/batch, 256 drawings of the mix per request: {ours['batch']:,.0f} images/s "
           f"({ours['batch'] / single:.1f}x single requests at concurrency 16)")
     print(f"peak RSS per worker: digitpad {', '.join(f'{m:.0f}' for m in ours['rss'])} MB; "
           f"naive {', '.join(f'{m:.0f}' for m in naive['rss'])} MB")
 
-    print("\nIn-process, one torch thread, ms per call:\n")
-    print("| step | ms |")
+    print("\nPreprocessing in-process, one thread, ms per image, median / p90 (best of 5 calls each):\n")
+    by_kind = preprocessing_by_kind(drawings, photo_jpeg)
+    steps = list(next(iter(by_kind.values())))
+    print("| kind | " + " | ".join(steps) + " |")
+    print("|---|" + "---:|" * len(steps))
+    everything = {step: np.concatenate([by_kind[k][step] for k in KINDS]) for step in steps}
+    for kind, row in [*by_kind.items(), ("**every drawing**", everything)]:
+        print(f"| {kind} | " + " | ".join(f"{np.median(t):.2f} / {np.percentile(t, 90):.2f}" for t in row.values()) + " |")
+    print("\n| model | ms |")
     print("|---|---:|")
-    for name, ms in in_process(data):
+    for name, ms in forward_variants(preprocess(bodies[0])):
         print(f"| {name} | {ms:.3f} |")
 
 
