@@ -37,7 +37,10 @@ def decode_base64(value: object, what: str = "image") -> bytes:
 
 
 def _json_body(request: Request) -> dict:
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # thousands of nested brackets: the parser gives up, and so do we
+        raise RequestError("the JSON body is nested too deeply") from None
     if body is None:
         raise RequestError("the request body is not valid JSON")
     if not isinstance(body, dict):
@@ -69,16 +72,22 @@ def single_image(request: Request) -> bytes:
     raise _unsupported(request)
 
 
-def batch_items(request: Request) -> list[object]:
-    """The items of a /predict/batch request: bytes, or unparsed JSON values decoded later."""
+def batch_items(request: Request) -> list[bytes | str]:
+    """The items of a /predict/batch request: bytes, or base64 strings decoded item by item later."""
     mimetype = request.mimetype
     if mimetype == "application/json":
         body = _json_body(request)
         if "images" not in body:
             raise RequestError("missing field 'images' in the JSON body")
-        if not isinstance(body["images"], list):
+        images = body["images"]
+        if not isinstance(images, list):
             raise RequestError("'images' must be a list of data URLs or base64 strings")
-        return body["images"]
+        # A value of the wrong type is a malformed request; an undecodable image is one bad item.
+        wrong = next((i for i, item in enumerate(images) if not isinstance(item, str)), None)
+        if wrong is not None:
+            raise RequestError(f"'images[{wrong}]' must be a string: a data URL or base64, "
+                               f"not {type(images[wrong]).__name__}")
+        return images
     if mimetype == "multipart/form-data":
         return [upload.read() for upload in request.files.getlist("image")]
     raise _unsupported(request)

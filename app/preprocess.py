@@ -19,6 +19,15 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")
 DEFAULT_MAX_PIXELS = 40_000_000
+# How each format's files begin: a file that starts like one of ours but cannot be read is
+# broken (400), not of a format we do not read (415).
+SIGNATURES = {
+    "PNG": lambda d: d.startswith(b"\x89PNG\r\n\x1a\n"),
+    "JPEG": lambda d: d.startswith(b"\xff\xd8\xff"),
+    "GIF": lambda d: d.startswith((b"GIF87a", b"GIF89a")),
+    "WebP": lambda d: d.startswith(b"RIFF") and d[8:12] == b"WEBP",
+    "BMP": lambda d: d.startswith(b"BM"),
+}
 
 BOX = 20          # MNIST's digit box, in pixels
 FIELD = 28        # MNIST's image size
@@ -31,12 +40,13 @@ STROKE_TARGET = (0.11, 0.17)
 # The ink map. A border whose colours stray less than FLAT_BORDER grey levels from their median is
 # evenly lit paper; otherwise the paper is estimated at every pixel from a PAPER_SIDE px copy,
 # with a window PAPER_WINDOW of its shorter side: wider than the fattest stroke.
+INK_THRESHOLD = 0.25  # ink map values above this are strokes; below, their anti-aliased fringe
 FLAT_BORDER = 12
 PAPER_SIDE = 96
 PAPER_WINDOW = 0.15
 MIN_CONTRAST = 0.08  # ink differs from evenly lit paper by at least this much (of full scale),
 MIN_CONTRAST_TO_PAPER = 0.25  # from a photographed sheet by this much of the paper's brightness
-FAINT = 0.3          # and by at least this fraction of the strong strokes' contrast
+FAINT = 0.3  # on paper, by at least this fraction of the strong strokes' contrast
 
 
 class ImageError(ValueError):
@@ -71,11 +81,14 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=FORMATS)
     except UnidentifiedImageError:
+        known = next((name for name, magic in SIGNATURES.items() if magic(data)), None)
+        if known:  # one of ours by its first bytes, but too little of it to read
+            raise ImageError(f"the {known} image is truncated or corrupt") from None
         raise ImageError(f"not an image, or not one of {', '.join(FORMATS)}", 415) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(f"the image has too many pixels (limit {max_pixels:,})", 413) from None
     except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageError(f"the image is corrupt: {exc}") from None
+        raise ImageError(f"the image is truncated or corrupt: {exc}") from None
     width, height = image.size
     if width == 0 or height == 0:
         raise ImageError("the image has zero width or height")
@@ -197,10 +210,11 @@ def ink(image: Image.Image) -> np.ndarray:
     fall under the threshold, which follows both the noise and the ink's own strength.
     """
     colour, alpha = _pixels(image)
-    least = MIN_CONTRAST
+    least, faint = MIN_CONTRAST, 0.0
     if alpha is not None and np.count_nonzero(alpha < 128) * 2 >= alpha.size:
         distance = alpha
     else:
+        faint = FAINT  # paper can have ruled lines, a transparent canvas cannot
         if alpha is not None:  # mostly opaque with some transparency: flatten onto the paper
             opaque = colour[alpha >= 128]
             paper = np.median(opaque, axis=0) if len(opaque) else np.full(colour.shape[-1], 255.0)
@@ -226,7 +240,7 @@ def ink(image: Image.Image) -> np.ndarray:
         return np.zeros(distance.shape, np.float32)
     full = _histogram_quantile(histogram, 0.9)
     # Lines, shadows' edges and grain that pass the noise floor are still far fainter than ink.
-    floor = max(floor, FAINT * full)
+    floor = max(floor, faint * full)
     full = max(full, floor + 0.05 * 255)
     table = np.clip((np.arange(256, dtype=np.float32) - floor) / (full - floor), 0, 1)
     return cv2.LUT(distance, table)
@@ -234,7 +248,7 @@ def ink(image: Image.Image) -> np.ndarray:
 
 def _digit_crop(ink_map: np.ndarray) -> np.ndarray:
     """The ink's bounding box, with isolated specks removed; NoDigitError if there is no digit."""
-    mask = ink_map > 0.25
+    mask = ink_map > INK_THRESHOLD
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
     if rows.size == 0:
         raise NoDigitError()

@@ -119,9 +119,14 @@ def test_batch_errors(client, body, status, message):
     assert response.status_code == status and message in response.json["error"]
 
 
-def test_batch_item_that_is_not_a_string(client):
+def test_batch_item_that_is_not_a_string_is_a_malformed_request(client):
     response = client.post("/predict/batch", json={"images": [B64, None]})
-    assert response.json["predictions"][1]["status"] == 400
+    assert response.status_code == 400 and "'images[1]' must be a string" in response.json["error"]
+
+
+def test_batch_item_that_is_not_an_image_is_one_bad_item(client):
+    response = client.post("/predict/batch", json={"images": [B64, ""]})
+    assert response.status_code == 200 and response.json["predictions"][1]["status"] == 400
 
 
 def test_health_and_model_endpoints(client):

@@ -135,9 +135,71 @@ def test_decompression_bombs_are_rejected_cheaply(server, width, height):
     assert time.perf_counter() - started < 2  # answered from the header, nothing decoded
 
 
-def test_body_over_the_cap_is_413(server):
-    response = post(server, "/predict", data=b"\0" * (17 * 1024 * 1024), headers={"Content-Type": "image/png"})
-    assert response.status_code == 413 and "larger than the limit" in response.json()["error"]
+@pytest.mark.parametrize("path, content_type, status", [
+    ("/predict", "image/png", 413), ("/predict", "application/json", 413), ("/predict/batch", "application/json", 413),
+    ("/predict/batch", "image/png", 415),  # refused for its type before its size: readable all the same
+])
+def test_a_client_that_sends_a_big_body_whole_reads_the_answer(server, path, content_type, status):
+    """requests and http.client send all 30 MB before reading: they must get the answer, not a reset."""
+    body = b"\0" * (30 * 1024 * 1024)
+    response = post(server, path, data=body, headers={"Content-Type": content_type})
+    assert response.status_code == status and response.json()["error"]
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    connection.request("POST", path, body=body, headers={"Content-Type": content_type})
+    answer = connection.getresponse()
+    assert answer.status == status and json.loads(answer.read())["error"]
+    connection.close()
+
+
+def test_an_endless_body_over_the_cap_is_cut_off_and_the_worker_freed(server):
+    """A client that announces 1 GB and stalls after 20 MB gets its 413 once the drain's bound
+    runs out, and the server goes on answering."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                     b"Content-Length: 1000000000\r\n\r\n" + b"\0" * (20 * 1024 * 1024))
+        head = sock.recv(4096)
+    assert head.startswith(b"HTTP/1.1 413"), head[:100]
+    assert post(server, "/predict", data=encode(draw(3)), headers={"Content-Type": "image/png"}).json()["digit"] == 3
+
+
+@pytest.mark.parametrize("path", ["/predict", "/predict/batch"])
+def test_json_nested_thousands_deep_is_a_400(server, path):
+    body = b'{"image": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    response = post(server, path, data=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and "nested too deeply" in response.json()["error"]
+    assert "Traceback" not in server.output() and "RecursionError" not in server.output()
+
+
+PNG_WHITE = encode(draw(5, paper=(255, 255, 255, 255)))
+
+
+@pytest.mark.parametrize("data", [
+    PNG_WHITE[:8],                                                   # the PNG signature and nothing else
+    PNG_WHITE[:len(PNG_WHITE) // 2],                                 # half a PNG
+    encode(draw(5), "JPEG")[:300],                                   # half a JPEG
+    encode(draw(5, paper=(255, 255, 255, 255)).convert("P"), "GIF")[:10],
+    encode(draw(5, paper=(255, 255, 255, 255)), "WEBP")[:16],
+    b"BM\x00\x00",                                                 # a BMP header cut short
+], ids=["PNG signature", "half a PNG", "half a JPEG", "GIF header", "WebP header", "BMP header"])
+def test_a_truncated_file_of_a_format_we_read_is_400_not_415(server, data):
+    response = post(server, "/predict", data=data, headers={"Content-Type": "image/png"})
+    assert response.status_code == 400 and "truncated or corrupt" in response.json()["error"], response.text
+
+
+def test_a_format_we_do_not_read_is_415(server):
+    response = post(server, "/predict", data=b"%PDF-1.7\n...", headers={"Content-Type": "image/png"})
+    assert response.status_code == 415
+
+
+@pytest.mark.parametrize("method, path", [("PUT", "/predict"), ("TRACE", "/predict/batch"), ("DELETE", "/healthz"),
+                                          ("POST", "/api/model")])
+def test_wrong_method_says_which_are_allowed(server, method, path):
+    response = requests.request(method, f"{server.url}{path}", timeout=10)
+    assert response.status_code == 405 and response.json()["error"]
+    allowed = {m.strip() for m in response.headers["Allow"].split(",")}
+    assert allowed and method not in allowed
 
 
 def test_batch_over_the_cap_is_413(server):
