@@ -10,8 +10,9 @@ import cv2
 import torch
 from flask import Flask
 
-from app import api, config, errors, observability, pages, security
-from app.classifier import Classifier
+from app import config
+from app.core.classifier import Classifier, NumberReader
+from app.web import api, errors, explain, observability, pages, security
 from model.checkpoint import ModelError
 
 
@@ -28,12 +29,16 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     torch.set_num_threads(app.config["TORCH_THREADS"])
     cv2.setNumThreads(app.config["TORCH_THREADS"])
     try:
-        app.extensions["digitpad.classifier"] = Classifier(app.config["MODEL_PATH"], app.config["DEVICE"])
+        classifier = Classifier(app.config["MODEL_PATH"], app.config["DEVICE"])
+        segments = Classifier(app.config["SEGMENTS_MODEL_PATH"], app.config["DEVICE"])
     except (ModelError, ValueError) as exc:
         print(f"digitpad: cannot start: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
+    app.extensions["digitpad.classifier"] = classifier
+    app.extensions["digitpad.reader"] = NumberReader(classifier, segments)
 
     app.register_blueprint(api.bp)
+    app.register_blueprint(explain.bp)
     app.register_blueprint(pages.bp)
     observability.register(app)
     errors.register(app)

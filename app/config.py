@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from model.checkpoint import DEFAULT_WEIGHTS
+from model.checkpoint import DEFAULT_WEIGHTS, SEGMENTS_WEIGHTS
 
 
 def _int(name: str, default: int) -> int:
@@ -20,11 +20,13 @@ def from_environment() -> dict[str, Any]:
     """The app's settings; every key can also be overridden in create_app(overrides)."""
     return {
         "MODEL_PATH": os.environ.get("DIGITPAD_MODEL") or str(DEFAULT_WEIGHTS),
+        "SEGMENTS_MODEL_PATH": os.environ.get("DIGITPAD_SEGMENTS_MODEL") or str(SEGMENTS_WEIGHTS),
         "DEVICE": os.environ.get("DIGITPAD_DEVICE", "auto"),
         "TORCH_THREADS": _int("DIGITPAD_TORCH_THREADS", 1),
         "MAX_CONTENT_LENGTH": _int("DIGITPAD_MAX_CONTENT_LENGTH", 16 * 1024 * 1024),
         "MAX_IMAGE_PIXELS": _int("DIGITPAD_MAX_IMAGE_PIXELS", 40_000_000),
         "MAX_BATCH": _int("DIGITPAD_MAX_BATCH", 256),
+        "MAX_DIGITS": _int("DIGITPAD_MAX_DIGITS", 16),
         "CORS_ORIGINS": [o.strip() for o in os.environ.get("DIGITPAD_CORS_ORIGINS", "").split(",") if o.strip()],
         "LOG_FORMAT": os.environ.get("DIGITPAD_LOG_FORMAT", "text"),
     }

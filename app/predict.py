@@ -1,7 +1,8 @@
-"""Predict digits in local image files, without a server.
+"""Predict digits (or whole numbers) in local image files, without a server.
 
     python -m app.predict digit.png photo.jpg
     python -m app.predict --json *.png
+    python -m app.predict --number photo.jpg
 """
 
 from __future__ import annotations
@@ -13,26 +14,45 @@ from pathlib import Path
 
 import numpy as np
 
-from app.classifier import Classifier, answer
-from app.preprocess import ImageError, preprocess
-from model.checkpoint import DEFAULT_WEIGHTS, ModelError
+from app.core import segment
+from app.core.classifier import Classifier, NumberReader, answer
+from app.core.preprocess import ImageError, preprocess
+from model.checkpoint import DEFAULT_WEIGHTS, SEGMENTS_WEIGHTS, ModelError
+
+MAX_DIGITS = 64
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app.predict", description=__doc__.split("\n")[0])
     parser.add_argument("files", nargs="+", type=Path, help="image files (PNG, JPEG, WebP, GIF, BMP)")
     parser.add_argument("--json", action="store_true", help="one JSON object per file, one per line")
+    parser.add_argument("--number", action="store_true", help="read a whole number (several digits) in each image")
     parser.add_argument("--model", type=Path, default=DEFAULT_WEIGHTS, help="weights file (default: shipped)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     args = parser.parse_args(argv)
     try:
         classifier = Classifier(args.model, args.device)
+        reader = NumberReader(classifier, Classifier(SEGMENTS_WEIGHTS, args.device)) if args.number else None
     except (ModelError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
-    fields, results = {}, {}
+    results = numbers(args.files, reader) if reader else digits(args.files, classifier)
     for path in args.files:
+        result = results[path]
+        if args.json:
+            print(json.dumps({"file": str(path), **result}))
+        elif "error" in result:
+            print(f"{path}: error: {result['error']}")
+        else:
+            print(f"{path}: {result['number'] if reader else result['digit']} ({result['confidence']:.1%})")
+    return 1 if any("error" in r for r in results.values()) else 0
+
+
+def digits(files: list[Path], classifier: Classifier) -> dict[Path, dict]:
+    """One digit per file, all read in one model call."""
+    fields, results = {}, {}
+    for path in files:
         try:
             fields[path] = preprocess(path.read_bytes())
         except OSError as exc:
@@ -42,16 +62,23 @@ def main(argv: list[str] | None = None) -> int:
     if fields:
         probabilities = classifier.probabilities(np.stack(list(fields.values())))
         results.update(zip(fields, map(answer, probabilities)))
+    return results
 
-    for path in args.files:
-        result = results[path]
-        if args.json:
-            print(json.dumps({"file": str(path), **result}))
-        elif "error" in result:
-            print(f"{path}: error: {result['error']}")
-        else:
-            print(f"{path}: {result['digit']} ({result['confidence']:.1%})")
-    return 1 if any("error" in r for r in results.values()) else 0
+
+def numbers(files: list[Path], reader: NumberReader) -> dict[Path, dict]:
+    """A whole number per file, digits left to right, with where each digit is."""
+    results = {}
+    for path in files:
+        try:
+            found = segment.read_image(path.read_bytes(), reader, MAX_DIGITS)
+        except OSError as exc:
+            results[path] = {"error": f"cannot read file: {exc.strerror}"}
+            continue
+        except ImageError as exc:
+            results[path] = {"error": exc.message}
+            continue
+        results[path] = segment.answer(found)
+    return results
 
 
 if __name__ == "__main__":

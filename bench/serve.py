@@ -31,8 +31,8 @@ import cv2
 import numpy as np
 import torch
 
-from app.classifier import Classifier, fold_batchnorm
-from app.preprocess import decode, ink, preprocess, to_mnist
+from app.core.classifier import Classifier, fold_batchnorm
+from app.core.preprocess import decode, ink, preprocess, to_mnist
 from model import checkpoint
 from tests.drawing import draw, encode, photo
 

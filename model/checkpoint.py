@@ -21,6 +21,7 @@ from safetensors.torch import save as save_safetensors
 from model.net import DigitNet
 
 DEFAULT_WEIGHTS = Path(__file__).with_name("digitpad.safetensors")
+SEGMENTS_WEIGHTS = Path(__file__).with_name("segments.safetensors")  # the segment reader, for numbers
 FORMAT = "digitpad/1"
 
 
@@ -50,7 +51,7 @@ def save(net: DigitNet, metadata: dict[str, Any], weights: Path = DEFAULT_WEIGHT
     metadata = {
         **metadata,
         "format": FORMAT,
-        "architecture": {"name": type(net).__name__, "channels": list(net.channels)},
+        "architecture": {"name": type(net).__name__, "channels": list(net.channels), "classes": net.classes},
         "weights_file": Path(weights).name,
         "weights_sha256": hashlib.sha256(blob).hexdigest(),
         "weights_bytes": len(blob),
@@ -77,7 +78,8 @@ def load(weights: Path = DEFAULT_WEIGHTS, device: str | torch.device = "cpu") ->
         raise ModelError(f"{weights} does not match the checksum in {meta_file.name}: "
                          "the weights were modified or belong to another model")
     try:
-        net = DigitNet(tuple(metadata["architecture"]["channels"]))
+        architecture = metadata["architecture"]
+        net = DigitNet(tuple(architecture["channels"]), int(architecture.get("classes", 10)))
         net.load_state_dict(load_safetensors(blob), strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError) as exc:
         raise ModelError(f"{weights} does not fit the architecture in {meta_file.name}: {exc}") from exc

@@ -19,16 +19,18 @@ def _conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
 
 
 class DigitNet(nn.Module):
-    """28x28 grey image (white ink on black, values in [0, 1]) -> 10 digit logits.
+    """28x28 grey image (white ink on black, values in [0, 1]) -> 10 digit logits (or `classes`:
+    the segment reader adds an eleventh, "not one whole digit").
 
     Three stages at 28, 14 and 7 px, each ending in a 2x2 max-pool: most of the width
     sits at the lower resolutions, where it is cheap.
     """
 
-    def __init__(self, channels: tuple[int, ...] = (16, 32, 32, 64, 64)) -> None:
+    def __init__(self, channels: tuple[int, ...] = (16, 32, 32, 64, 64), classes: int = 10) -> None:
         super().__init__()
         c1, c2, c3, c4, c5 = channels
         self.channels = tuple(channels)
+        self.classes = classes
         self.register_buffer("mean", torch.tensor(MNIST_MEAN), persistent=False)
         self.register_buffer("std", torch.tensor(MNIST_STD), persistent=False)
         self.features = nn.Sequential(
@@ -36,7 +38,7 @@ class DigitNet(nn.Module):
             *_conv_bn_relu(c1, c2), *_conv_bn_relu(c2, c3), nn.MaxPool2d(2),
             *_conv_bn_relu(c3, c4), *_conv_bn_relu(c4, c5), nn.MaxPool2d(2),
         )
-        self.classifier = nn.Linear(c5 * 3 * 3, 10)
+        self.classifier = nn.Linear(c5 * 3 * 3, classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = (x - self.mean) / self.std

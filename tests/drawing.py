@@ -46,6 +46,17 @@ def _smooth(points: list[tuple[float, float]], per_segment: int = 12) -> np.ndar
     return np.concatenate(out)
 
 
+def paths(digit: int, box: tuple[float, float, float], angle: float = 0.0) -> list[np.ndarray]:
+    """The digit's pen paths, (N, 2) arrays of canvas pixels; box is (left, top, height)."""
+    left, top, size = box
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    out = []
+    for stroke in STROKES[digit]:
+        unit = (_smooth(stroke) - 0.5) @ rotation.T + 0.5
+        out.append(np.column_stack([left + unit[:, 0] * 0.7 * size, top + unit[:, 1] * size]))
+    return out
+
+
 def draw(digit: int, *, canvas: tuple[int, int] = (280, 280), box: tuple[float, float, float] | None = None,
          brush: float = 18, ink: tuple[int, ...] = (0, 0, 0, 255), paper: tuple[int, ...] | None = None,
          angle: float = 0.0, supersample: int = 4) -> Image.Image:
@@ -54,20 +65,40 @@ def draw(digit: int, *, canvas: tuple[int, int] = (280, 280), box: tuple[float, 
     if box is None:
         size = 0.7 * min(canvas)
         box = ((width - 0.7 * size) / 2, (height - size) / 2, size)
-    left, top, size = box
+    return render(paths(digit, box, angle), canvas=canvas, brush=brush, ink=ink, paper=paper, supersample=supersample)
+
+
+def render(strokes: list[np.ndarray], *, canvas: tuple[int, int], brush: float, ink: tuple[int, ...] = (0, 0, 0, 255),
+           paper: tuple[int, ...] | None = None, supersample: int = 4) -> Image.Image:
+    """Pen paths (canvas pixels) drawn with a round brush, anti-aliased, as an RGBA image."""
+    width, height = canvas
     s = supersample
     image = Image.new("RGBA", (width * s, height * s), paper or (0, 0, 0, 0))
     pen = ImageDraw.Draw(image)
-    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     r = brush * s / 2
-    for stroke in STROKES[digit]:
-        unit = (_smooth(stroke) - 0.5) @ rotation.T + 0.5
-        xy = np.column_stack([(left + unit[:, 0] * 0.7 * size) * s, (top + unit[:, 1] * size) * s])
+    for path in strokes:
+        xy = path * s
         for (x0, y0), (x1, y1) in zip(xy[:-1], xy[1:]):
             pen.line([(x0, y0), (x1, y1)], fill=ink, width=max(1, round(2 * r)))
         for x, y in xy:
             pen.ellipse([x - r, y - r, x + r, y + r], fill=ink)
     return image.resize(canvas, Image.Resampling.BOX)
+
+
+def number(digits: str, *, gap: float = 0.3, height: float = 90, brush: float = 9, jitter: float = 0.0,
+           seed: int = 0) -> tuple[tuple[int, int], list[np.ndarray]]:
+    """A number's pen paths, digits side by side `gap` digit-heights apart (negative: overlapping),
+    sizes and baselines jittered by `jitter`; returns the canvas size and the paths."""
+    rng = random.Random(seed)
+    margin = height * 0.4 + brush
+    x, strokes = margin, []
+    for digit in digits:
+        size = height * (1 + rng.uniform(-jitter, jitter))
+        top = margin + (height - size) + rng.uniform(-jitter, jitter) * height
+        strokes += paths(int(digit), (x, top, size), rng.uniform(-jitter, jitter))
+        x += (0.7 + gap) * size
+    canvas = (round(x - gap * height + margin), round(height * (1 + 2 * jitter) + 2 * margin))
+    return canvas, strokes
 
 
 def encode(image: Image.Image, fmt: str = "PNG", **params) -> bytes:

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from app.preprocess import preprocess
+from app.core.preprocess import preprocess
 from model.augment import augment, random_affine, random_contrast, random_stroke_width, restroke, skeletonize
 from tests.drawing import draw, encode
 

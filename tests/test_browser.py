@@ -54,17 +54,29 @@ def shot(page, name: str) -> None:
 
 
 def stroke_paths(digit: int, box: tuple[float, float, float], rect: dict) -> list[list[tuple[float, float]]]:
-    """The digit's strokes in page coordinates; box is (left, top, height) as fractions of the board."""
+    """The digit's strokes in page coordinates; box is (left, top, height): left as a fraction of
+    the board's width, top and height of its height (the digit keeps its shape on a wide board)."""
     left, top, size = box
     paths = []
     for stroke in STROKES[digit]:
         points = _smooth(stroke, per_segment=5)
-        paths.append([(rect["x"] + (left + x * 0.7 * size) * rect["width"],
+        paths.append([(rect["x"] + left * rect["width"] + x * 0.7 * size * rect["height"],
                        rect["y"] + (top + y * size) * rect["height"]) for x, y in points])
     return paths
 
 
-def draw_with_mouse(page, digit: int, box=(0.25, 0.15, 0.7)) -> None:
+def number_boxes(count: int, gap: float, rect: dict, size: float = 0.55) -> list[tuple[float, float, float]]:
+    """Boxes for `count` digits side by side, `gap` (in digit heights) apart, centred on the board;
+    a negative gap makes neighbours overlap. Long numbers are drawn smaller, to fit."""
+    span = count * 0.7 + (count - 1) * gap
+    size = min(size, 0.9 * rect["width"] / rect["height"] / span)
+    width = span * size * rect["height"] / rect["width"]
+    left = (1 - width) / 2
+    step = (0.7 + gap) * size * rect["height"] / rect["width"]
+    return [(left + n * step, (1 - size) / 2, size) for n in range(count)]
+
+
+def draw_with_mouse(page, digit: int, box=(0.35, 0.15, 0.7)) -> None:
     rect = page.locator("#canvas").bounding_box()
     for path in stroke_paths(digit, box, rect):
         page.mouse.move(*path[0])
@@ -74,7 +86,7 @@ def draw_with_mouse(page, digit: int, box=(0.25, 0.15, 0.7)) -> None:
         page.mouse.up()
 
 
-def draw_with_touch(page, digit: int, box=(0.25, 0.15, 0.7)) -> None:
+def draw_with_touch(page, digit: int, box=(0.35, 0.15, 0.7)) -> None:
     cdp = page.context.new_cdp_session(page)
     rect = page.locator("#canvas").bounding_box()
     for path in stroke_paths(digit, box, rect):
@@ -88,7 +100,8 @@ def set_brush(page, value: int) -> None:
     page.locator("#brush").fill(str(value))
 
 
-def expect_digit(page, digit: int) -> None:
+def expect_digit(page, digit: int | str) -> None:
+    """The page says `digit` (or the number, a string of digits)."""
     page.wait_for_function(
         "d => document.querySelector('#result').dataset.state === 'ready' && "
         "document.querySelector('#digit').textContent === String(d)", arg=digit, timeout=10_000)
@@ -100,11 +113,11 @@ def clear(page) -> None:
 
 
 @pytest.mark.parametrize("kind, box, brush", [
-    ("large", (0.22, 0.06, 0.88), 16),
-    ("small", (0.42, 0.4, 0.22), 6),
+    ("large", (0.3, 0.06, 0.88), 16),
+    ("small", (0.45, 0.4, 0.22), 6),
     ("off-centre", (0.04, 0.04, 0.35), 10),
-    ("thin brush", (0.25, 0.15, 0.7), 2),
-    ("thick brush", (0.25, 0.15, 0.7), 40),
+    ("thin brush", (0.35, 0.15, 0.7), 2),
+    ("thick brush", (0.35, 0.15, 0.7), 40),
 ])
 def test_draw_digits_with_the_mouse(browser, server, request, kind, box, brush):
     page = open_page(browser, server, request)
@@ -121,7 +134,7 @@ def test_draw_digits_with_the_mouse(browser, server, request, kind, box, brush):
 def test_live_prediction_while_drawing(browser, server, request):
     page = open_page(browser, server, request)
     rect = page.locator("#canvas").bounding_box()
-    path = stroke_paths(7, (0.25, 0.15, 0.7), rect)[0]
+    path = stroke_paths(7, (0.35, 0.15, 0.7), rect)[0]
     page.mouse.move(*path[0])
     page.mouse.down()
     for x, y in path[1:]:
@@ -147,15 +160,15 @@ def test_draw_with_touch_on_a_phone_without_scrolling(browser, server, request):
     assert page.problems == []
 
 
-def test_blank_board_says_draw_a_digit(browser, server, request):
+def test_blank_board_says_draw_a_digit_or_a_number(browser, server, request):
     page = open_page(browser, server, request)
     sent = []
     page.on("request", lambda r: sent.append(r.url) if "/predict" in r.url else None)
-    assert page.locator("#status").text_content() == "Draw a digit"
+    assert page.locator("#status").text_content() == "Draw a digit or a number"
     assert page.locator("#digit").text_content() == "?"
     page.keyboard.press("Escape")
     page.wait_for_timeout(300)
-    assert sent == [] and page.locator("#status").text_content() == "Draw a digit"
+    assert sent == [] and page.locator("#status").text_content() == "Draw a digit or a number"
     shot(page, "desktop-blank")
 
 
@@ -168,12 +181,12 @@ def test_undo_and_clear(browser, server, request):
     page.wait_for_function("() => document.querySelector('#digit').textContent !== '4' || "
                            "document.querySelector('#result').dataset.state !== 'ready'")
     page.keyboard.press("Control+z")
-    page.wait_for_function("() => document.querySelector('#status').textContent === 'Draw a digit'")
+    page.wait_for_function("() => document.querySelector('#status').textContent === 'Draw a digit or a number'")
     assert page.locator("#undo").is_disabled()
     draw_with_mouse(page, 1)
     expect_digit(page, 1)
     page.keyboard.press("Escape")
-    page.wait_for_function("() => document.querySelector('#status').textContent === 'Draw a digit'")
+    page.wait_for_function("() => document.querySelector('#status').textContent === 'Draw a digit or a number'")
     draw_with_mouse(page, 6)
     expect_digit(page, 6)
     clear(page)
@@ -195,14 +208,14 @@ def test_upload_a_file(browser, server, request, tmp_path):
 
 def test_server_errors_are_shown_and_recovered_from(browser, server, request):
     page = open_page(browser, server, request)
-    page.route("**/predict", lambda route: route.fulfill(
+    page.route("**/predict/number", lambda route: route.fulfill(
         status=503, content_type="application/json", body='{"error": "Service unavailable"}'))
     draw_with_mouse(page, 9)
     error = page.locator("#error")
     error.wait_for(state="visible")
     assert "Retrying" in error.text_content()
     shot(page, "desktop-server-error")
-    page.unroute("**/predict")  # the server is back
+    page.unroute("**/predict/number")  # the server is back
     expect_digit(page, 9)
     assert error.is_hidden()
 
@@ -282,10 +295,80 @@ def test_resizing_the_window_keeps_the_drawing(browser, server, request):
 def test_loading_state_while_the_first_prediction_is_in_flight(browser, server, request):
     page = open_page(browser, server, request)
     held = []
-    page.route("**/predict", lambda route: held.append(route))
+    page.route("**/predict/number", lambda route: held.append(route))
     draw_with_mouse(page, 8)
     page.wait_for_function("() => document.querySelector('#result').dataset.state === 'loading'")
     assert page.locator("#status").text_content() == "Thinking…"
     shot(page, "desktop-loading")
-    page.unroute("**/predict")  # lets the held requests through to the server
+    page.unroute("**/predict/number")  # lets the held requests through to the server
     expect_digit(page, 8)
+
+
+def draw_number(page, digits: str, gap: float, touch: bool = False, size: float = 0.55) -> None:
+    rect = page.locator("#canvas").bounding_box()
+    for digit, box in zip(digits, number_boxes(len(digits), gap, rect, size)):
+        (draw_with_touch if touch else draw_with_mouse)(page, int(digit), box)
+
+
+@pytest.mark.parametrize("number, gap", [
+    ("2026", 0.3), ("42", 0.15), ("10", 0.1), ("907", 0.05), ("45", 0.2), ("31415", 0.12),
+    ("11", -0.05),   # touching: the strokes cross, the strokes still tell them apart
+    ("74", -0.1),    # the 7's bar reaches over the 4
+])
+def test_draw_numbers_with_the_mouse(browser, server, request, number, gap):
+    page = open_page(browser, server, request)
+    set_brush(page, 10)
+    draw_number(page, number, gap)
+    expect_digit(page, number)
+    status = page.locator("#status").text_content()
+    assert status.startswith(f"It's {number} ·"), status
+    chips = page.locator("#chips button")
+    assert chips.count() == len(number)
+    shot(page, f"desktop-number-{number}")
+    assert page.problems == []
+
+
+def test_each_digit_of_a_number_shows_its_probabilities_and_preview(browser, server, request):
+    page = open_page(browser, server, request)
+    set_brush(page, 10)
+    draw_number(page, "386", 0.25)
+    expect_digit(page, "386")
+    previews = []
+    for i, digit in enumerate("386"):
+        chip = page.locator("#chips button").nth(i)
+        chip.focus()  # keyboard users reach each digit with Tab
+        assert chip.get_attribute("aria-pressed") == "true"
+        assert f"Digit {i + 1}: {digit}" in chip.get_attribute("aria-label")
+        page.wait_for_function("d => document.querySelector('#bars li.top .label').textContent === d", arg=digit)
+        assert f"digit {i + 1} of 3" in page.locator("#bars-title").text_content()
+        previews.append(page.locator("#preview").get_attribute("src"))
+    assert len(set(previews)) == 3 and all(p.startswith("data:image/png;base64,") for p in previews)
+    page.locator("#chips button").nth(1).click()
+    assert page.locator("#chips button").nth(1).get_attribute("aria-pressed") == "true"
+    shot(page, "desktop-number-digit-2")
+
+
+def test_one_digit_shows_as_it_always_has(browser, server, request):
+    page = open_page(browser, server, request)
+    draw_with_mouse(page, 7)
+    expect_digit(page, 7)
+    assert page.locator("#status").text_content().startswith("It's a 7 ·")
+    assert page.locator("#chips").is_hidden() and page.locator("#bars-title").is_hidden()
+    assert page.locator("#preview").is_visible()
+
+
+def test_numbers_with_touch_on_a_phone_with_the_result_in_view(browser, server, request):
+    page = open_page(browser, server, request, **PHONE)
+    page.locator("#canvas").scroll_into_view_if_needed()
+    before = page.evaluate("scrollY")
+    draw_number(page, "58", 0.2, touch=True, size=0.6)
+    expect_digit(page, "58")
+    assert page.evaluate("scrollY") == before, "drawing scrolled the page"
+    # While drawing, the number, its digits and every probability are on screen, below the board.
+    for selector in ("#digit", "#chips", "#preview", "#bars li:last-child"):
+        box = page.locator(selector).bounding_box()
+        assert box and 0 <= box["y"] and box["y"] + box["height"] <= 844, (selector, box)
+    shot(page, "phone-number-58")
+    draw_with_touch(page, 1, box=(0.8, 0.2, 0.6))
+    expect_digit(page, "581")
+    assert page.problems == []

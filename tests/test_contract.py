@@ -8,7 +8,7 @@ import jsonschema
 import pytest
 from PIL import Image
 
-from app import api
+from app.web import api
 from tests.drawing import draw, encode
 
 SPEC = json.loads(api.OPENAPI)
@@ -46,6 +46,15 @@ CASES = [
     ("/predict", "post", dict(json={"nope": 1})),
     ("/predict", "post", dict(data=b"x", content_type="text/csv")),
     ("/predict", "post", dict(data=b"x", content_type="image/png")),
+    ("/predict/number", "post", dict(json={"image": B64})),
+    ("/predict/number", "post", dict(data=encode(draw(2)), content_type="image/png")),
+    ("/predict/number", "post", dict(json={"canvas": {"width": 280, "height": 280}, "strokes": [[[100, 50, 0], [100, 230, 90]]]})),
+    ("/predict/number", "post", dict(json={"canvas": {"width": 280}, "strokes": [[[1, 2]]]})),
+    ("/predict/number", "post", dict(data=encode(Image.new("RGBA", (99, 99))), content_type="image/png")),
+    ("/explain", "post", dict(json={"image": B64})),
+    ("/explain", "post", dict(data=encode(draw(3)), content_type="image/png")),
+    ("/explain", "post", dict(data=encode(Image.new("RGBA", (99, 99))), content_type="image/png")),
+    ("/explain", "post", dict(data=b"x", content_type="text/csv")),
     ("/predict/batch", "post", dict(json={"images": [B64, "???", B64]})),
     ("/predict/batch", "post", dict(json={"images": [B64] * 300})),
     ("/predict/batch", "post", dict(data=b"[]", content_type="image/png")),

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from app.preprocess import ImageError, NoDigitError, decode, ink, preprocess, to_png
+from app.core.preprocess import ImageError, NoDigitError, decode, ink, preprocess, to_png
 from tests.drawing import camera, draw, encode, photo, sheet
 
 WHITE, BLACK = (255, 255, 255, 255), (0, 0, 0, 255)
@@ -193,7 +193,7 @@ def test_strokes_are_reshaped_with_the_brush_training_draws_with(radius, thicker
     """Preprocessing's NumPy brush and training's batched torch brush must stay the same shape."""
     import torch
 
-    from app.preprocess import _reshape_strokes
+    from app.core.preprocess import _reshape_strokes
     from model.augment import dilate
 
     strokes = np.random.default_rng(radius).random((30, 20)).astype(np.float32) ** 4

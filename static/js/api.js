@@ -8,12 +8,27 @@ export class ApiError extends Error {
 }
 
 export async function predict(blob, { signal } = {}) {
+  return post("/predict", blob, signal);
+}
+
+// A whole number: an image (a Blob), or the board's picture and strokes together (an object).
+export async function predictNumber(input, { signal } = {}) {
+  return post("/predict/number", input, signal);
+}
+
+// Inside the model, for one image (a Blob).
+export async function explain(image, { signal } = {}) {
+  return post("/explain", image, signal);
+}
+
+async function post(path, input, signal) {
+  const isImage = input instanceof Blob;
   let response;
   try {
-    response = await fetch("/predict", {
+    response = await fetch(path, {
       method: "POST",
-      headers: { "Content-Type": blob.type || "application/octet-stream" },
-      body: blob,
+      headers: { "Content-Type": isImage ? input.type || "application/octet-stream" : "application/json" },
+      body: isImage ? input : JSON.stringify(input),
       signal,
     });
   } catch (err) {

@@ -1,5 +1,6 @@
 // The drawing board: pointer input (mouse, touch, pen), smooth strokes, undo, crisp on any DPI.
-// Strokes are stored in board-relative units (0..1), so resizing redraws them exactly.
+// Strokes are stored in units of the board's height (0..1 down, 0..aspect across), so resizing
+// redraws them exactly; each point keeps the time it was drawn, in ms since the stroke began.
 
 export class Board extends EventTarget {
   constructor(canvas, { brush = 14 } = {}) {
@@ -8,8 +9,9 @@ export class Board extends EventTarget {
     this.ctx = canvas.getContext("2d");
     this.strokes = [];
     this.current = null;
-    this.brush = brush; // CSS pixels on a 360 px board; scales with the board
-    this.size = 1;
+    this.brush = brush; // CSS pixels on a board 360 px high; scales with the board
+    this.size = 1;      // the board's height in CSS pixels
+    this.aspect = 1;    // its width over its height
     new ResizeObserver(() => this.resize()).observe(canvas);
     this.resize();
     canvas.addEventListener("pointerdown", (e) => this.#down(e));
@@ -25,7 +27,8 @@ export class Board extends EventTarget {
   resize() {
     const rect = this.canvas.getBoundingClientRect();
     const dpr = window.devicePixelRatio || 1;
-    this.size = Math.max(1, rect.width);
+    this.size = Math.max(1, rect.height);
+    this.aspect = rect.width / this.size || 1;
     this.canvas.width = Math.round(rect.width * dpr);
     this.canvas.height = Math.round(rect.height * dpr);
     this.ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
@@ -45,33 +48,54 @@ export class Board extends EventTarget {
 
   redraw() {
     const { ctx } = this;
-    ctx.clearRect(0, 0, this.size, this.size);
+    ctx.clearRect(0, 0, this.size * this.aspect, this.size);
     ctx.strokeStyle = ctx.fillStyle = getComputedStyle(this.canvas).getPropertyValue("--ink") || "#111";
     for (const stroke of this.strokes) drawStroke(ctx, stroke, this.size);
     if (this.current) drawStroke(ctx, this.current, this.size);
   }
 
-  // The drawing as a PNG with a transparent background: exactly what a canvas exports.
-  toBlob(side = 280) {
+  // The drawing as a PNG with a transparent background, `height` pixels high: exactly what a
+  // canvas exports.
+  toCanvas(height = 280) {
     const out = document.createElement("canvas");
-    out.width = out.height = side;
+    out.height = height;
+    out.width = Math.round(height * this.aspect);
     const ctx = out.getContext("2d");
     ctx.strokeStyle = ctx.fillStyle = "#000";
-    for (const stroke of this.strokes) drawStroke(ctx, stroke, side);
-    if (this.current) drawStroke(ctx, this.current, side);
-    return new Promise((resolve) => out.toBlob(resolve, "image/png"));
+    for (const stroke of this.#all()) drawStroke(ctx, stroke, height);
+    return out;
+  }
+
+  toBlob(height = 280) {
+    return new Promise((resolve) => this.toCanvas(height).toBlob(resolve, "image/png"));
+  }
+
+  // The strokes as /predict/number takes them, in the pixels of toCanvas(height).
+  toStrokes(height = 280) {
+    const all = this.#all();
+    return {
+      canvas: { width: Math.round(height * this.aspect), height },
+      brush: Math.max(...all.map((s) => s.width)) * height,
+      strokes: all.map((s) => s.points.map(([x, y, t]) => [x * height, y * height, t])),
+    };
+  }
+
+  #all() {
+    return this.current ? [...this.strokes, this.current] : this.strokes;
   }
 
   #point(e) {
     const rect = this.canvas.getBoundingClientRect();
-    return [(e.clientX - rect.left) / rect.width, (e.clientY - rect.top) / rect.height];
+    const t = this.current ? Math.round(e.timeStamp - this.current.started) : 0;
+    return [(e.clientX - rect.left) / rect.height, (e.clientY - rect.top) / rect.height, t];
   }
 
   #down(e) {
     if (e.button !== 0 && e.pointerType === "mouse") return;
     e.preventDefault();
     this.canvas.setPointerCapture(e.pointerId);
-    this.current = { width: this.brush / 360, points: [this.#point(e)] };
+    this.current = { width: this.brush / 360, started: e.timeStamp, points: [] };
+    this.current.points.push(this.#point(e));
     this.redraw();
     this.dispatchEvent(new Event("strokestart"));
   }

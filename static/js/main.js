@@ -1,16 +1,19 @@
 // digitpad's page: the board, live predictions, upload and the model panel, wired together.
 
 import { Board } from "./board.js";
-import { predict } from "./api.js";
+import { predictNumber } from "./api.js";
 import { ResultView } from "./results.js";
+import { InsideView } from "./inside.js";
 import { renderModelPanel } from "./model-panel.js";
 
 const $ = (id) => document.getElementById(id);
 const LIVE_INTERVAL_MS = 150; // at most this often while a stroke is being drawn
 const RETRY_MS = [1000, 2000, 4000, 8000];
+const EXPORT_HEIGHT = 280; // pixels of the picture sent: a canvas export the size MNIST demos use
 
 const board = new Board($("canvas"), { brush: Number($("brush").value) });
 const view = new ResultView();
+const inside = new InsideView();
 const boardEl = $("drop-zone");
 const uploadPreview = $("upload-preview");
 $("origin").textContent = window.location.origin;
@@ -24,30 +27,60 @@ let liveTimer = null;
 let retryTimer = null;
 let retries = 0;
 
-async function currentImage() {
+// What to send: an uploaded file as it is; a drawing as its picture and its strokes, so that
+// digits drawn touching are still told apart by the strokes that made them.
+function currentInput() {
   if (source instanceof Blob) return source;
-  if (source === "drawing" && !board.empty) return board.toBlob();
+  if (source === "drawing" && !board.empty) {
+    return { image: board.toCanvas(EXPORT_HEIGHT).toDataURL("image/png"), ...board.toStrokes(EXPORT_HEIGHT) };
+  }
   return null;
+}
+
+// Inside the model is for a finished stroke (it costs more than a prediction): a drawing that
+// is still being drawn, or an answer for an older drawing, is not explained.
+let settled = true;
+
+async function lookInside(result, i) {
+  const digit = result.digits[i];
+  const many = result.digits.length > 1;
+  const label = many ? `digit ${i + 1} of ${result.number}` : "your drawing";
+  const image = source instanceof Blob ? await createImageBitmap(source) : board.toCanvas(EXPORT_HEIGHT);
+  inside.show(await cropToBlob(image, many ? digit.box : null), { label });
+}
+
+// The image, or the part of it in `box` ([x, y, width, height]) with a margin, as a PNG.
+function cropToBlob(image, box) {
+  const [x, y, w, h] = box || [0, 0, image.width, image.height];
+  const margin = box ? Math.round(0.15 * Math.max(w, h)) : 0;
+  const out = document.createElement("canvas");
+  out.width = w + 2 * margin;
+  out.height = h + 2 * margin;
+  out.getContext("2d").drawImage(image, x - margin, y - margin, out.width, out.height, 0, 0, out.width, out.height);
+  return new Promise((resolve) => out.toBlob(resolve, "image/png"));
 }
 
 async function refresh() {
   clearTimeout(retryTimer);
-  const image = await currentImage();
+  const input = currentInput();
   const id = ++sent;
-  if (!image) {
+  const explainAfter = settled; // a finished stroke or an upload, not a drawing in progress
+  if (!input) {
     shown = id;
     view.clearError();
     view.empty();
+    inside.clear();
     return;
   }
   if (shown === 0 || view.root.dataset.state !== "ready") view.loading();
   try {
-    const result = await predict(image);
+    const result = await predictNumber(input);
     if (id < shown) return; // a newer answer is already on screen
     shown = id;
     retries = 0;
     view.clearError();
     view.show(result);
+    if (explainAfter) lookInside(result, view.selected);
   } catch (err) {
     if (id < shown) return;
     shown = id;
@@ -69,7 +102,7 @@ async function refresh() {
 
 function liveRefresh() {
   if (liveTimer) return;
-  liveTimer = setTimeout(() => { liveTimer = null; refresh(); }, LIVE_INTERVAL_MS);
+  liveTimer = setTimeout(() => { liveTimer = null; settled = false; refresh(); }, LIVE_INTERVAL_MS);
 }
 
 function setSource(next) {
@@ -90,8 +123,10 @@ board.addEventListener("change", () => {
   setSource(board.empty ? null : "drawing");
   clearTimeout(liveTimer);
   liveTimer = null;
+  settled = true;
   refresh();
 });
+view.onselect = (result, i) => lookInside(result, i);
 
 // --- tools
 
@@ -122,6 +157,7 @@ function useFile(file) {
   board.clear();
   setSource(file);
   uploadPreview.src = URL.createObjectURL(file);
+  settled = true;
   refresh();
 }
 $("file").addEventListener("change", (e) => {

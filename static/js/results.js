@@ -1,4 +1,5 @@
-// The prediction panel: the digit, its confidence, ten bars and the 28x28 image the model saw.
+// The prediction panel: the number (or digit), how sure, and for the chosen digit its ten bars
+// and the 28x28 image the model saw. A number's digits are buttons: choose one to see it.
 
 const $ = (id) => document.getElementById(id);
 
@@ -11,6 +12,13 @@ export class ResultView {
     this.previewEmpty = $("preview-empty");
     this.error = $("error");
     this.bars = $("bars");
+    this.chips = $("chips");
+    this.caption = $("preview-caption");
+    this.barsTitle = $("bars-title");
+    this.digits = [];
+    this.result = null;
+    this.selected = 0;
+    this.onselect = null; // called with (result, i) when a person chooses a digit of a number
     this.rows = [];
     for (let d = 0; d < 10; d++) {
       const li = document.createElement("li");
@@ -21,9 +29,12 @@ export class ResultView {
     }
   }
 
-  empty(message = "Draw a digit") {
+  empty(message = "Draw a digit or a number") {
     this.root.dataset.state = "empty";
+    this.digits = [];
+    this.#chips([]);
     this.digit.textContent = "?";
+    this.digit.dataset.length = "1";
     this.status.textContent = message;
     this.preview.hidden = true;
     this.previewEmpty.hidden = false;
@@ -40,17 +51,63 @@ export class ResultView {
     this.status.textContent = "Thinking…";
   }
 
-  show({ digit, confidence, probabilities, preview }) {
+  // A /predict/number answer. One digit shows exactly as a single prediction does.
+  show(result) {
+    const { number, confidence, digits } = result;
     this.root.dataset.state = "ready";
-    this.digit.textContent = String(digit);
+    this.result = result;
+    this.digits = digits;
+    this.digit.textContent = number;
+    this.digit.dataset.length = String(Math.min(number.length, 9));
     this.status.innerHTML = "";
     const strong = document.createElement("strong");
-    strong.textContent = `It's a ${digit}`;
+    strong.textContent = digits.length === 1 ? `It's a ${number}` : `It's ${number}`;
     this.status.append(strong, ` · ${formatPct(confidence)} sure`);
-    this.preview.src = preview;
+    this.#chips(digits);
+    this.select(0, { quietly: true });
+  }
+
+  // Show the i-th digit's probabilities and what the model saw of it.
+  select(i, { quietly = false } = {}) {
+    const d = this.digits[i];
+    if (!d) return;
+    const changed = i !== this.selected;
+    this.selected = i;
+    if (!quietly && changed && this.onselect) this.onselect(this.result, i);
+    const many = this.digits.length > 1;
+    this.chips.querySelectorAll("button").forEach((b, j) => b.setAttribute("aria-pressed", String(j === i)));
+    this.preview.src = d.preview;
+    this.preview.alt = many ? `Digit ${i + 1} of ${this.digits.length} as the model saw it, 28 by 28`
+      : "The 28 by 28 image the model saw";
     this.preview.hidden = false;
     this.previewEmpty.hidden = true;
-    this.#bars(probabilities, digit);
+    this.caption.textContent = many ? `Digit ${i + 1} of ${this.digits.length}, as the model saw it` : "What the model saw (28×28)";
+    this.barsTitle.textContent = many ? `Probabilities for digit ${i + 1} of ${this.digits.length}: a ${d.digit}` : "";
+    this.barsTitle.hidden = !many;
+    this.#bars(d.probabilities, d.digit);
+  }
+
+  #chips(digits) {
+    this.chips.replaceChildren();
+    this.chips.hidden = digits.length < 2;
+    if (digits.length < 2) return;
+    digits.forEach((d, i) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "chip";
+      button.setAttribute("aria-pressed", "false");
+      button.setAttribute("aria-label", `Digit ${i + 1}: ${d.digit}, ${formatPct(d.confidence)} sure`);
+      const value = document.createElement("span");
+      value.className = "chip-digit";
+      value.textContent = String(d.digit);
+      const pct = document.createElement("span");
+      pct.className = "chip-pct";
+      pct.textContent = formatPct(d.confidence);
+      button.append(value, pct);
+      button.addEventListener("click", () => this.select(i));
+      button.addEventListener("focus", () => this.select(i));
+      this.chips.append(button);
+    });
   }
 
   showError(message) {

@@ -9,9 +9,10 @@ from typing import Any
 import numpy as np
 from flask import Blueprint, current_app, g, jsonify, request
 
-from app import inputs
-from app.classifier import Classifier, answer
-from app.preprocess import ImageError, preprocess, to_png
+from app.web import inputs
+from app.core.classifier import Classifier, answer
+from app.core import segment
+from app.core.preprocess import ImageError, preprocess, to_png
 
 bp = Blueprint("api", __name__)
 OPENAPI = (Path(__file__).with_name("openapi.json")).read_bytes()
@@ -25,12 +26,12 @@ def _prepare(data: bytes) -> np.ndarray:
     return preprocess(data, current_app.config["MAX_IMAGE_PIXELS"])
 
 
+def _preview(field: np.ndarray) -> str:
+    return "data:image/png;base64," + base64.b64encode(to_png(field)).decode()
+
+
 def _prediction(field: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:
-    return {
-        **answer(probabilities),
-        "preview": "data:image/png;base64," + base64.b64encode(to_png(field)).decode(),
-        "model": classifier().info(),
-    }
+    return {**answer(probabilities), "preview": _preview(field), "model": classifier().info()}
 
 
 @bp.post("/predict")
@@ -39,6 +40,22 @@ def predict():
     result = _prediction(field, classifier().probabilities(field[None])[0])
     g.digits = [result["digit"]]
     return jsonify(result)
+
+
+@bp.post("/predict/number")
+def predict_number():
+    image, strokes = inputs.number_source(request)
+    limit, max_pixels = current_app.config["MAX_DIGITS"], current_app.config["MAX_IMAGE_PIXELS"]
+    reader = current_app.extensions["digitpad.reader"]
+    if strokes is None:
+        digits = segment.read_image(image, reader, limit, max_pixels)
+    else:
+        digits = segment.read_strokes(strokes, reader, limit, image, max_pixels)
+    result = segment.answer(digits)
+    for read, digit in zip(result["digits"], digits):
+        read["preview"] = _preview(digit.field)
+    g.digits = [read["digit"] for read in result["digits"]]
+    return jsonify({**result, "model": classifier().info()})
 
 
 @bp.post("/predict/batch")

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
+
+import numpy as np
 
 from flask import Request
 
-from app.preprocess import ImageError
+from app.core.preprocess import ImageError
+from app.core.strokes import Strokes
+
+MAX_CANVAS_SIDE = 10_000
+MAX_STROKES = 2_000
+MAX_POINTS = 100_000
 
 _DATA_URL = re.compile(r"data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[\w.+-]+)*)(?P<b64>;base64)?,", re.I)
 _WHITESPACE = re.compile(r"\s+")
@@ -52,6 +60,55 @@ def _unsupported(request: Request) -> RequestError:
     got = request.mimetype or "none"
     return RequestError(f"unsupported Content-Type {got!r}: send application/json, multipart/form-data "
                         "with a file field 'image', or the image itself as image/*", 415)
+
+
+def _number(value: object, what: str, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise RequestError(f"{what} must be a number")
+    if not low <= value <= high:
+        raise RequestError(f"{what} must be between {low:g} and {high:g}, not {value:g}")
+    return float(value)
+
+
+def strokes(body: dict) -> Strokes:
+    """The page's strokes: {"canvas": {"width", "height"}, "brush": px, "strokes": [[[x, y, t], ...], ...]}."""
+    canvas = body.get("canvas")
+    if not isinstance(canvas, dict):
+        raise RequestError("'canvas' must be an object {\"width\": ..., \"height\": ...} in pixels")
+    width = _number(canvas.get("width"), "canvas.width", 1, MAX_CANVAS_SIDE)
+    height = _number(canvas.get("height"), "canvas.height", 1, MAX_CANVAS_SIDE)
+    brush = _number(body.get("brush", 0.04 * max(width, height)), "brush", 0.5, max(width, height))
+    paths = body["strokes"]
+    if not isinstance(paths, list) or not paths:
+        raise RequestError("'strokes' must be a non-empty list of strokes, each a list of [x, y, t] points")
+    if len(paths) > MAX_STROKES:
+        raise RequestError(f"too many strokes: {len(paths)} (the limit is {MAX_STROKES})", 413)
+    out, total = [], 0
+    for i, path in enumerate(paths):
+        if not isinstance(path, list) or not path:
+            raise RequestError(f"strokes[{i}] must be a non-empty list of [x, y, t] points")
+        total += len(path)
+        if total > MAX_POINTS:
+            raise RequestError(f"too many points in the strokes (the limit is {MAX_POINTS})", 413)
+        points = []
+        for j, point in enumerate(path):
+            if not isinstance(point, list) or len(point) not in (2, 3):
+                raise RequestError(f"strokes[{i}][{j}] must be [x, y] or [x, y, t]")
+            points.append([_number(point[0], f"strokes[{i}][{j}][0]", -width, 2 * width),
+                           _number(point[1], f"strokes[{i}][{j}][1]", -height, 2 * height)])
+            if len(point) == 3:
+                _number(point[2], f"strokes[{i}][{j}][2]", -1e15, 1e15)
+        out.append(np.array(points, np.float32))
+    return Strokes(round(width), round(height), brush, out)
+
+
+def number_source(request: Request) -> tuple[bytes | None, Strokes | None]:
+    """What a /predict/number request holds: image bytes, the page's strokes, or both."""
+    if request.mimetype == "application/json":
+        body = _json_body(request)
+        if "strokes" in body:
+            return (decode_base64(body["image"]) if "image" in body else None), strokes(body)
+    return single_image(request), None
 
 
 def single_image(request: Request) -> bytes:

@@ -62,3 +62,19 @@ class Classifier:
 
     def info(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version}
+
+
+class NumberReader:
+    """The two models segmentation asks (see `app.core.segment.Reader`): the digit classifier for
+    what a piece is, the segment reader for whether it is one whole digit at all."""
+
+    def __init__(self, digits: Classifier, segments: Classifier) -> None:
+        self.classifier = digits
+        self.segments = segments
+        self.junk = segments.net.classifier.out_features - 1  # its last class: not one whole digit
+
+    def digits(self, fields: np.ndarray) -> np.ndarray:
+        return self.classifier.probabilities(fields)
+
+    def wholeness(self, fields: np.ndarray) -> np.ndarray:
+        return 1 - self.segments.probabilities(fields)[:, self.junk]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -103,6 +104,25 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise ImageError(f"the image is truncated or corrupt: {exc}") from None
     return image
+
+
+@dataclass
+class Stage:
+    """One step of preprocessing as a picture: grey, ink white, in [0, 1]; and what it did."""
+
+    name: str
+    caption: str
+    image: np.ndarray
+
+
+@dataclass
+class Trace:
+    """What preprocessing did to one drawing, step by step, for showing a learner; and where the
+    digit came from, so that the field's pixels can be mapped back onto the drawing."""
+
+    stages: list[Stage] = field(default_factory=list)
+    crop: tuple[int, int, int, int] = (0, 0, 0, 0)    # top, left, height, width in the ink map
+    placed: tuple[int, int, int, int] = (0, 0, 0, 0)  # top, left, height, width in the field
 
 
 def _pixels(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
@@ -199,7 +219,7 @@ def _contrast_to_paper(colour: np.ndarray) -> np.ndarray:
     return np.clip(contrast, 0, 255).astype(np.uint8)
 
 
-def ink(image: Image.Image) -> np.ndarray:
+def ink(image: Image.Image, trace: Trace | None = None) -> np.ndarray:
     """Where the ink is: float (H, W), 0 for background and 1 for full ink, any polarity or colour.
 
     A mostly transparent image (a canvas exported as is) has its ink in the alpha channel.
@@ -213,6 +233,7 @@ def ink(image: Image.Image) -> np.ndarray:
     least, faint = MIN_CONTRAST, 0.0
     if alpha is not None and np.count_nonzero(alpha < 128) * 2 >= alpha.size:
         distance = alpha
+        how = "The background is transparent: the alpha channel is the ink"
     else:
         faint = FAINT  # paper can have ruled lines, a transparent canvas cannot
         if alpha is not None:  # mostly opaque with some transparency: flatten onto the paper
@@ -227,9 +248,11 @@ def ink(image: Image.Image) -> np.ndarray:
                            .ravel(), 0.9)
         if spread <= FLAT_BORDER:
             distance = _channel_max(cv2.absdiff(colour, flat).reshape(colour.shape))
+            how = "Ink is how far each pixel's colour is from the paper's, the colour of the border"
         else:
             distance = _contrast_to_paper(colour)
             least = MIN_CONTRAST_TO_PAPER
+            how = "The light is uneven, so the paper was estimated everywhere: ink is the contrast to it"
     # The border's typical distance from the paper measures texture and compression noise; a
     # median, so that strokes running off the edge do not count as noise.
     noise = float(np.median(_border(distance)))
@@ -237,23 +260,31 @@ def ink(image: Image.Image) -> np.ndarray:
     histogram = cv2.calcHist([distance], [0], None, [256], [0, 256]).ravel()
     histogram[:int(floor) + 1] = 0
     if histogram.sum() == 0:
-        return np.zeros(distance.shape, np.float32)
+        ink_map = np.zeros(distance.shape, np.float32)
+        if trace is not None:
+            trace.stages.append(Stage("ink", f"{how}; nothing stands out from the paper", ink_map))
+        return ink_map
     full = _histogram_quantile(histogram, 0.9)
     # Lines, shadows' edges and grain that pass the noise floor are still far fainter than ink.
     floor = max(floor, faint * full)
     full = max(full, floor + 0.05 * 255)
     table = np.clip((np.arange(256, dtype=np.float32) - floor) / (full - floor), 0, 1)
-    return cv2.LUT(distance, table)
+    ink_map = cv2.LUT(distance, table)
+    if trace is not None:
+        trace.stages.append(Stage("ink", f"{how}; faint marks under {floor / 255:.0%} are not ink", ink_map))
+    return ink_map
 
 
-def _digit_crop(ink_map: np.ndarray) -> np.ndarray:
-    """The ink's bounding box, with isolated specks removed; NoDigitError if there is no digit."""
+def _digit_crop(ink_map: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    """The ink's bounding box, with isolated specks removed, and where its top left corner is in
+    the ink map; NoDigitError if there is no digit."""
     mask = ink_map > INK_THRESHOLD
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
     if rows.size == 0:
         raise NoDigitError()
     # Everything below looks only at the box around all the ink, specks included: cheaper.
     full_side = max(ink_map.shape)
+    y0, x0 = int(rows[0]), int(cols[0])
     ink_map = ink_map[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     mask = mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=8)
@@ -267,7 +298,7 @@ def _digit_crop(ink_map: np.ndarray) -> np.ndarray:
     if keep[1:].all():  # no specks to drop: the box around all the ink is the digit's
         if max(mask.shape) < 0.02 * full_side:
             raise NoDigitError()
-        return ink_map
+        return ink_map, (y0, x0)
     boxes = stats[keep]
     left, top = boxes[:, cv2.CC_STAT_LEFT].min(), boxes[:, cv2.CC_STAT_TOP].min()
     right = (boxes[:, cv2.CC_STAT_LEFT] + boxes[:, cv2.CC_STAT_WIDTH]).max()
@@ -277,7 +308,7 @@ def _digit_crop(ink_map: np.ndarray) -> np.ndarray:
     # Keep the anti-aliased fringe of kept strokes (2 px around them), drop the specks.
     kept = keep[labels[top:bottom, left:right]].view(np.uint8)
     near = cv2.dilate(kept, np.ones((5, 5), np.uint8))
-    return np.where(near.view(bool), ink_map[top:bottom, left:right], 0)
+    return np.where(near.view(bool), ink_map[top:bottom, left:right], 0), (y0 + int(top), x0 + int(left))
 
 
 def _stroke_width(mask: np.ndarray) -> float:
@@ -317,16 +348,21 @@ def _reshape_strokes(a: np.ndarray, radius: int, thicker: bool) -> np.ndarray:
     return x if thicker else -x
 
 
-def to_mnist(ink_map: np.ndarray) -> np.ndarray:
-    """The 28x28 float image in [0, 1] that MNIST would have had for this drawing."""
-    crop = _digit_crop(ink_map)
+def to_mnist(ink_map: np.ndarray, trace: Trace | None = None) -> np.ndarray:
+    """The 28x28 float image in [0, 1] that MNIST would have had for this drawing; with a
+    `trace`, every step is recorded in it too."""
+    crop, (y0, x0) = _digit_crop(ink_map)
     height, width = crop.shape
     side = max(height, width)
+    if trace is not None:
+        trace.crop = (y0, x0, height, width)
+        trace.stages.append(Stage("crop", f"Cut out around the ink: {width}×{height} px, specks left out", crop))
     # Work at 4x the final size: enough to reshape strokes, then average down for anti-aliasing.
     w, h = max(1, round(width * WORK / side)), max(1, round(height * WORK / side))
     work = _resize(crop, w, h)
     width_fraction = _stroke_width(crop > 0.5) / side
     lo, hi = STROKE_RANGE
+    change = "already in MNIST's range, left as it is"
     if width_fraction < lo or width_fraction > hi:
         target = min(max(width_fraction, STROKE_TARGET[0]), STROKE_TARGET[1])
         radius = round(abs(target - width_fraction) * WORK / 2)
@@ -335,9 +371,13 @@ def to_mnist(ink_map: np.ndarray) -> np.ndarray:
             rows, cols = np.flatnonzero(work.max(1) > 0.05), np.flatnonzero(work.max(0) > 0.05)
             if rows.size:
                 work = work[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+            change = f"{'thickened' if width_fraction < lo else 'thinned'} towards {target:.0%}"
         peak = work.max()
         if peak > 0:
             work = np.clip(work / peak, 0, 1)
+    if trace is not None:
+        trace.stages.append(Stage("stroke", f"Stroke width {width_fraction:.0%} of the digit's size (MNIST's: "
+                                            f"{lo:.0%}–{hi:.0%}): {change}", work))
     # Reshaped strokes grew or shrank the digit: its longer side is brought back to the box here.
     h, w = work.shape
     scale = BOX / max(h, w)
@@ -348,9 +388,18 @@ def to_mnist(ink_map: np.ndarray) -> np.ndarray:
     cx = float(digit.sum(0) @ np.arange(digit.shape[1])) / total
     top = min(max(round(FIELD / 2 - cy - 0.5), 0), FIELD - digit.shape[0])
     left = min(max(round(FIELD / 2 - cx - 0.5), 0), FIELD - digit.shape[1])
-    field = np.zeros((FIELD, FIELD), np.float32)
-    field[top:top + digit.shape[0], left:left + digit.shape[1]] = digit
-    return field
+    field_ = np.zeros((FIELD, FIELD), np.float32)
+    field_[top:top + digit.shape[0], left:left + digit.shape[1]] = digit
+    if trace is not None:
+        trace.placed = (top, left, digit.shape[0], digit.shape[1])
+        trace.stages.append(Stage("box", f"Scaled to fit a {BOX} px box, as MNIST's digits are: "
+                                         f"{digit.shape[1]}×{digit.shape[0]} px, averaged so edges stay soft", digit))
+        dx = left - (FIELD - digit.shape[1]) / 2
+        dy = top - (FIELD - digit.shape[0]) / 2
+        trace.stages.append(Stage("field", f"Placed in the {FIELD}×{FIELD} field by its centre of mass, as MNIST "
+                                           f"does: moved {dx:+.1f} px across and {dy:+.1f} px down from the box's "
+                                           "centre. This is what the model sees.", field_))
+    return field_
 
 
 def preprocess(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -359,7 +408,8 @@ def preprocess(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
 
 
 def to_png(field: np.ndarray) -> bytes:
-    """The 28x28 image as an 8-bit grey PNG, for showing people what the model saw."""
+    """A grey image in [0, 1] (the 28x28 field, or any stage) as an 8-bit PNG, for showing people
+    what the model saw."""
     buffer = io.BytesIO()
     Image.fromarray(np.round(field * 255).astype(np.uint8), "L").save(buffer, "PNG", compress_level=1)
     return buffer.getvalue()

@@ -7,7 +7,7 @@ import time
 from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from app.preprocess import ImageError
+from app.core.preprocess import ImageError
 
 # How long, and how much, to keep reading a body that is over the limit before answering 413.
 DRAIN_SECONDS = 5.0

@@ -1,0 +1,376 @@
+"""Numbers: a drawing cut into digits, left to right, each read exactly like a single drawing.
+
+    ink map (or the page's strokes) -> pieces -> digits -> 28x28 fields -> one batched model call
+
+A piece is a connected stroke (from pixels) or a pen stroke (when the page sends its strokes).
+Pieces whose columns overlap belong to one digit: a 4 or a 5 drawn in two strokes, a 7 with a
+bar. Specks are dropped. A group that may hold touching digits is cut along seams, paths from
+top to bottom that cross the least ink; every way of cutting it is scored by the segment reader
+(a second small CNN, trained by train_segments.py to tell one whole digit from a fragment or
+from two digits stuck together), and the best reading wins, the uncut group among them.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from app.core import strokes as pen
+from app.core.classifier import answer as digit_answer
+from app.core.preprocess import DEFAULT_MAX_PIXELS, INK_THRESHOLD, ImageError, NoDigitError, decode, ink, to_mnist
+
+OVERLAP = 0.5          # pieces sharing this much of the narrower one's columns are one digit
+SPECK = 0.04           # pieces smaller than this fraction of the largest one's area are specks...
+SPECK_SIDE = 0.25      # ...unless their box reaches this fraction of the tallest piece's height
+SPLIT_WIDTH = 0.75     # a group wider than this many times its height may hold several digits
+SPLIT_CONFIDENCE = 0.9  # as may one that reads as a single digit less surely than this
+MIN_DIGIT_WIDTH = 0.15  # a digit is at least this many times the group's height wide (a 1)
+MAX_DIGIT_WIDTH = 1.3  # and a piece at most this many (the group itself is always a candidate too)
+CUTS_PER_HEIGHT = 4    # candidate seams tried per group height of width
+WHOLE_STROKE = 0.65    # a stroke with this share of its ink on one side of a seam goes there whole
+SEAM_BAND = 0.15       # a seam strays at most this many times the height from its column
+SEAM_SLANT = 0.02      # and pays this for each step sideways
+SEAM_SPACING = 0.12    # seams kept are at least this many times the height apart
+SEAM_SIDE = 0.08       # and leave at least this share of the group's ink on either side
+WHOLE_WIDTH = 2.0      # a group wider than this many heights is never one digit
+MAX_DEPTH = 2          # how many times a piece that is not one digit is looked at again
+LAST_RESORT = -50.0    # the score of reading it as one all the same, when nothing else reads
+PENALTY = 0.3          # log-probability a reading pays for each digit: cutting a digit in two
+                       # must buy more confidence than this to be worth it
+
+
+@dataclass
+class Digit:
+    """One digit of a number: its 28x28 field, the classifier's probabilities for it, and
+    where it is, in the ink map's pixels."""
+
+    field: np.ndarray
+    probabilities: np.ndarray
+    box: tuple[int, int, int, int]  # x, y, width, height
+
+
+def pieces_from_ink(ink_map: np.ndarray, most: int = 200) -> list[np.ndarray]:
+    """Connected strokes of the ink map, each as a boolean mask of the whole map; grains far too
+    small to be part of a digit (a photo's noise) are not even looked at."""
+    mask = (ink_map > INK_THRESHOLD).view(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    areas, heights = stats[1:, cv2.CC_STAT_AREA], stats[1:, cv2.CC_STAT_HEIGHT]
+    if count == 1:
+        return []
+    worth = (areas >= 0.5 * SPECK * areas.max()) | (heights >= SPECK_SIDE * heights.max())
+    labels_worth = 1 + np.flatnonzero(worth)[np.argsort(-areas[worth])[:most]]
+    return [labels == label for label in sorted(labels_worth)]
+
+
+def _boxes(masks: Sequence[np.ndarray]) -> np.ndarray:
+    """(N, 4) x0, y0, x1, y1 (exclusive) of each mask."""
+    out = np.zeros((len(masks), 4), int)
+    for i, mask in enumerate(masks):
+        rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+        out[i] = cols[0], rows[0], cols[-1] + 1, rows[-1] + 1
+    return out
+
+
+def group(masks: Sequence[np.ndarray]) -> list[list[int]]:
+    """Indices of the pieces that make each digit, left to right, specks left out."""
+    masks = [m for m in masks if m.any()]
+    if not masks:
+        return []
+    areas = np.array([np.count_nonzero(m) for m in masks])
+    boxes = _boxes(masks)
+    heights = boxes[:, 3] - boxes[:, 1]
+    keep = (areas >= SPECK * areas.max()) | (heights >= SPECK_SIDE * heights.max())
+    keep &= areas >= 2
+    parent = list(range(len(masks)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    merged = True
+    while merged:  # merging widens a group's columns, which may reach another piece: repeat
+        merged = False
+        spans: dict[int, list[int]] = {}
+        for i in np.flatnonzero(keep):
+            r = root(i)
+            x0, x1 = spans.get(r, [boxes[i, 0], boxes[i, 2]])
+            spans[r] = [min(x0, boxes[i, 0]), max(x1, boxes[i, 2])]
+        roots = sorted(spans, key=lambda r: spans[r][0])
+        for a, b in itertools.combinations(roots, 2):
+            (a0, a1), (b0, b1) = spans[a], spans[b]
+            shared = min(a1, b1) - max(a0, b0)
+            if shared > OVERLAP * min(a1 - a0, b1 - b0):
+                parent[root(b)] = root(a)
+                merged = True
+                break
+    groups: dict[int, list[int]] = {}
+    for i in np.flatnonzero(keep):
+        groups.setdefault(root(i), []).append(int(i))
+    return sorted(groups.values(), key=lambda members: boxes[members, 0].min())
+
+
+def _seams(ink: np.ndarray, count: int) -> list[np.ndarray]:
+    """Up to `count` top-to-bottom paths through the group that cross the least ink, as the
+    column of each row, left to right.
+
+    Touching digits meet at a few pixels; a path that snakes between them (a seam, as in seam
+    carving) separates them where a straight cut would slice through a bar or a tail. For every
+    candidate column, the cheapest seam that stays within a band around it is found by dynamic
+    programming, row by row, all candidates at once; the cheapest, well apart, are kept.
+    """
+    height, width = ink.shape
+    band = max(1, round(SEAM_BAND * height))
+    low, high = max(1, int(MIN_DIGIT_WIDTH * height)), min(width - 1, width - int(MIN_DIGIT_WIDTH * height))
+    centres = np.arange(low, high, max(1, round(0.03 * height)))
+    if centres.size == 0:
+        return []
+    columns = centres[:, None] + np.arange(-band, band + 1)[None, :]          # (K, 2B+1)
+    inside = (columns >= 0) & (columns < width)
+    cost = np.where(inside[None], ink[:, np.clip(columns, 0, width - 1)], np.inf) + 0.01  # (H, K, 2B+1)
+    total = cost[0]
+    steps = np.zeros(cost.shape, np.int8)
+    pad = np.full((len(centres), 1), np.inf)
+    for y in range(1, height):
+        left = np.concatenate([pad, total[:, :-1]], axis=1) + SEAM_SLANT
+        right = np.concatenate([total[:, 1:], pad], axis=1) + SEAM_SLANT
+        choice = np.argmin(np.stack([left, total, right]), axis=0)
+        total = np.choose(choice, [left, total, right]) + cost[y]
+        steps[y] = choice - 1
+    ends = total.argmin(1)
+    price = total[np.arange(len(centres)), ends]
+    # A seam worth trying leaves a fair share of the ink on both sides, and is cheaper than the
+    # seams just beside it: the bottom of a valley, not its slope.
+    paths = _trace(steps, columns, ends)
+    left_ink = np.array([np.where(columns_left(path, width), ink, 0).sum() for path in paths])
+    total_ink = ink.sum()
+    fair = (left_ink >= SEAM_SIDE * total_ink) & (total_ink - left_ink >= SEAM_SIDE * total_ink)
+    reach = max(1, round(SEAM_SPACING * height / max(1, round(0.03 * height))))
+    valley = np.array([price[k] <= price[max(0, k - reach):k + reach + 1].min() for k in range(len(centres))])
+    chosen: list[int] = []
+    for k in np.argsort(price, kind="stable"):  # cheapest first, not two close together
+        if fair[k] and valley[k] and all(abs(centres[k] - centres[other]) > SEAM_SPACING * height for other in chosen):
+            chosen.append(int(k))
+        if len(chosen) == count:
+            break
+    return [paths[k] for k in sorted(chosen, key=lambda k: centres[k])]
+
+
+def columns_left(path: np.ndarray, width: int) -> np.ndarray:
+    """The pixels on or left of a seam, as a (height, width) mask."""
+    return np.arange(width) <= path[:, None]
+
+
+def _trace(steps: np.ndarray, columns: np.ndarray, ends: np.ndarray) -> list[np.ndarray]:
+    """Follow each candidate's seam back up from where it ends at the bottom."""
+    height = steps.shape[0]
+    paths = []
+    for k, d in enumerate(ends):
+        d = int(d)
+        path = np.empty(height, int)
+        for y in range(height - 1, -1, -1):
+            path[y] = columns[k, d]
+            d += int(steps[y, k, d])
+        paths.append(path)
+    return paths
+
+
+def read_number(ink_map: np.ndarray, masks: Sequence[np.ndarray], reader: Reader, max_digits: int) -> list[Digit]:
+    """The digits of the number drawn, left to right; NoDigitError if there is none.
+
+    A lone digit is read from exactly the field `preprocess` makes of the whole drawing, so it
+    gets exactly /predict's answer.
+    """
+    groups = group(masks)
+    if not groups:
+        raise NoDigitError()
+    if len(groups) > max_digits:
+        raise TooManyDigitsError(len(groups), max_digits)
+    digits: list[Digit] = []
+    for members in groups:
+        area = np.zeros(ink_map.shape, bool)
+        for i in members:
+            area |= masks[i]
+        rows, cols = np.flatnonzero(area.any(1)), np.flatnonzero(area.any(0))
+        y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        # The group's ink with its anti-aliased fringe, and nothing of its neighbours'.
+        near = cv2.dilate(area[y0:y1, x0:x1].view(np.uint8), np.ones((5, 5), np.uint8)).view(bool)
+        ink = np.where(near, ink_map[y0:y1, x0:x1], 0).astype(np.float32)
+        whole = to_mnist(ink_map) if len(groups) == 1 else to_mnist(ink)
+        digits.extend(_read_group(ink, whole, (int(x0), int(y0)), reader))
+        if len(digits) > max_digits:
+            raise TooManyDigitsError(len(digits), max_digits)
+    return digits
+
+
+@dataclass
+class Cut:
+    """A candidate digit cut out of a group: the ink between two seams, and where it is."""
+
+    left: int   # index of the seam on its left (0: the group's left edge)
+    right: int  # index of the seam on its right
+    ink: np.ndarray
+    box: tuple[int, int, int, int]  # x, y, width, height in the group
+
+
+def cuts(ink: np.ndarray) -> tuple[int, list[Cut]]:
+    """Every piece of the group between two of its seams that is as wide as a digit can be, and
+    the number of seams (the group's right edge is the last).
+
+    A stroke that lies mostly on one side of a seam goes to that side whole: a 7's bar that
+    reaches over the next digit stays with the 7. Only strokes the seam really divides (digits
+    that touch) are cut. The segment reader is trained on exactly these pieces (model/lines.py),
+    so what it learnt is what it is shown.
+    """
+    height, width = ink.shape
+    columns = np.arange(width)
+    count, strokes = cv2.connectedComponents((ink > INK_THRESHOLD).view(np.uint8), connectivity=8)
+    strokes = cv2.dilate(strokes.astype(np.uint16), np.ones((3, 3), np.uint8)).astype(np.intp)
+    strokes[ink == 0] = 0  # every inked pixel, fringe included, belongs to the stroke it touches
+    sizes = np.bincount(strokes.ravel(), minlength=count)
+    bounds = [np.full(height, -1), *_seams(ink, max(4, round(CUTS_PER_HEIGHT * width / height))),
+              np.full(height, width - 1)]
+    middle = [float(b.mean()) for b in bounds]
+    out = []
+    for i, j in itertools.combinations(range(len(bounds)), 2):
+        if not MIN_DIGIT_WIDTH * height <= middle[j] - middle[i] <= MAX_DIGIT_WIDTH * height:
+            continue
+        between = (columns > bounds[i][:, None]) & (columns <= bounds[j][:, None])
+        inside_ink = np.bincount(strokes[between], minlength=count)
+        share = inside_ink / np.maximum(sizes, 1)
+        whole, none = share >= WHOLE_STROKE, share <= 1 - WHOLE_STROKE
+        inside_ink[0] = 0
+        none[inside_ink.argmax()] = False  # the stroke the piece is mostly made of is cut, never dropped
+        whole[0] = none[0] = False
+        inside = (between & ~none[strokes]) | whole[strokes]
+        part = np.where(inside, ink, 0)
+        rows, cols = np.flatnonzero(part.max(1) > INK_THRESHOLD), np.flatnonzero(part.max(0) > INK_THRESHOLD)
+        if rows.size:
+            out.append(Cut(i, j, part, (int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1),
+                                        int(rows[-1] - rows[0] + 1))))
+    return len(bounds) - 1, out
+
+
+def _read_group(ink: np.ndarray, whole: np.ndarray, origin: tuple[int, int], reader: Reader,
+                depth: int = 0) -> list[Digit]:
+    """A group as one digit (its field is `whole`), or as the digits it reads best as when cut.
+
+    Every way of cutting the group along its seams into pieces is scored by how surely the
+    segment reader takes each piece for one whole digit (not a fragment, not two stuck
+    together); dynamic programming finds the best reading without trying them all.
+    """
+    x0, y0 = origin
+    height, width = ink.shape
+    p_whole = reader.digits(whole[None])[0]
+    if width <= SPLIT_WIDTH * height and p_whole.max() >= SPLIT_CONFIDENCE:
+        return [Digit(whole, p_whole, (x0, y0, width, height))]
+    last, candidates = cuts(ink)
+    # The whole group is a candidate like any other piece when it is as narrow as a digit, and
+    # the reading of last resort when it is not.
+    fields, kept = [whole], [Cut(0, last, ink, (0, 0, width, height))]
+    for cut in candidates:
+        if (cut.left, cut.right) == (0, last):
+            continue
+        try:
+            fields.append(to_mnist(cut.ink))
+            kept.append(cut)
+        except NoDigitError:  # only a fringe of the neighbour's ink: not a digit
+            pass
+    batch = np.stack(fields)
+    wholeness = np.log(reader.wholeness(batch) + 1e-6)
+    if width > WHOLE_WIDTH * height:
+        wholeness[0] = LAST_RESORT
+    # best[j]: the best score of reading everything left of seam j, and the cut that ends it.
+    best: dict[int, tuple[float, int]] = {0: (0.0, -1)}
+    ending: dict[int, list[int]] = {}
+    for n, cut in enumerate(kept):
+        ending.setdefault(cut.right, []).append(n)
+    for j in range(1, last + 1):
+        options = [(best[kept[n].left][0] + wholeness[n] - PENALTY, n) for n in ending.get(j, [])
+                   if kept[n].left in best]
+        if options:
+            best[j] = max(options)
+    chosen, j = [], last
+    while j > 0:
+        n = best[j][1]
+        chosen.append(n)
+        j = kept[n].left
+    chosen.reverse()
+    probabilities = reader.digits(batch[chosen])
+    digits = []
+    for n, p in zip(chosen, probabilities):
+        x, y, w, h = kept[n].box
+        if depth < MAX_DEPTH and n and wholeness[n] < np.log(0.5) and w > SPLIT_WIDTH * h:
+            # Not one whole digit, and wide: more digits than the seams found. Look closer, with
+            # seams measured against this piece's own height.
+            piece = kept[n].ink[y:y + h, x:x + w]
+            digits += _read_group(piece, batch[n], (x0 + x, y0 + y), reader, depth + 1)
+        else:
+            digits.append(Digit(batch[n], p, (x0 + x, y0 + y, w, h)))
+    return digits
+
+
+def _in_pixels_of(digits: list[Digit], scale: float) -> list[Digit]:
+    """The digits with their boxes in the pixels of the image (or canvas) the ink map came from."""
+    for d in digits:
+        x, y, w, h = d.box
+        d.box = (round(x / scale), round(y / scale), max(1, round(w / scale)), max(1, round(h / scale)))
+    return digits
+
+
+def read_image(data: bytes, reader: Reader, max_digits: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[Digit]:
+    """The digits of a number in an image, boxes in the image's pixels."""
+    image = decode(data, max_pixels)
+    ink_map = ink(image)
+    digits = read_number(ink_map, pieces_from_ink(ink_map), reader, max_digits)
+    return _in_pixels_of(digits, ink_map.shape[1] / image.width)
+
+
+def read_strokes(strokes: pen.Strokes, reader: Reader, max_digits: int, image: bytes | None = None,
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> list[Digit]:
+    """The digits of a number drawn on the page, grouped by its strokes; boxes in the canvas's pixels.
+
+    With the picture of the drawing too, the ink is the picture's, exactly as /predict sees it,
+    and the strokes only say which ink belongs together.
+    """
+    if image is None:
+        ink_map, masks, scale = pen.render(strokes)
+    else:
+        ink_map = ink(decode(image, max_pixels))
+        _, masks, scale = pen.render(strokes, ink_map.shape)
+        inked = ink_map > INK_THRESHOLD
+        masks = [mask & inked for mask in masks]
+    return _in_pixels_of(read_number(ink_map, masks, reader, max_digits), scale)
+
+
+def answer(digits: list[Digit]) -> dict:
+    """A number as the API and the command line report it: the digits left to right, how sure
+    (the product of the digits' confidences), and each digit with its probabilities and box."""
+    read = [{**digit_answer(d.probabilities), "box": list(d.box)} for d in digits]
+    return {"number": "".join(str(r["digit"]) for r in read),
+            "confidence": round(float(np.prod([r["confidence"] for r in read])), 6),
+            "digits": read}
+
+
+class Reader(Protocol):
+    """What segmentation needs of the models: digit probabilities for 28x28 fields, and how
+    surely each field is one whole digit."""
+
+    def digits(self, fields: np.ndarray) -> np.ndarray: ...      # (N, 28, 28) -> (N, 10)
+
+    def wholeness(self, fields: np.ndarray) -> np.ndarray: ...   # (N, 28, 28) -> (N,)
+
+
+class TooManyDigitsError(ImageError):
+    """More digits than one image may hold."""
+
+    status = 422
+
+    def __init__(self, count: int, limit: int) -> None:
+        super().__init__(f"too many digits in one image: at least {count} (the limit is {limit})")

@@ -1,0 +1,217 @@
+"""Accuracy and speed on whole numbers, through the real /predict/number.
+
+Numbers of 2 to 8 MNIST test digits, each thinned to its centre line and redrawn as pen strokes
+(as bench/drawn.py does), composed on a canvas: gaps wide, tight, touching or overlapping;
+digit sizes and baselines jittered; every background and format of bench/drawn.py. Beside
+digitpad, the baseline a newcomer would write first: connected components merged where their
+columns overlap, each read by the shipped model.
+
+    python -m bench.numbers                  # 700 numbers, starts its own server
+    python -m bench.numbers --count 2000 --url http://127.0.0.1:8000
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import platform
+import random
+import sys
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+
+import cv2
+import numpy as np
+import requests
+import torch
+from PIL import Image
+
+from app.core.classifier import Classifier
+from app.core.preprocess import INK_THRESHOLD, NoDigitError, decode, ink, to_mnist
+from bench.drawn import KINDS, centre_lines, colours
+from bench.serve import Gunicorn
+from model import mnist
+from model.checkpoint import DEFAULT_WEIGHTS
+
+CANVAS_KINDS = [k for k in KINDS if k != "photo of paper"]
+GAPS = {  # the space between neighbours' boxes, in digit heights (touching is searched for)
+    "wide": (0.3, 0.7),
+    "tight": (0.05, 0.15),
+    "touching": None,
+    "overlapping": (-0.2, -0.08),
+}
+SUBPIXEL = 4
+
+
+def paint(coverage: np.ndarray, segments, aspect: float, left: float, top: float, height: float,
+          brush: float, angle: float) -> None:
+    """One digit's centre lines as strokes of a round pen, onto a float coverage map (max blend)."""
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    centre = np.array([aspect / 2, 0.5])
+    layer = np.zeros_like(coverage)
+    for a, b in segments:
+        a, b = [((rotation @ (p - centre) + centre) * height + (left, top)) * SUBPIXEL for p in (a, b)]
+        cv2.line(layer, tuple(np.round(a).astype(int)), tuple(np.round(b).astype(int)), 1.0,
+                 max(1, round(brush)), cv2.LINE_AA, shift=2)
+    np.maximum(coverage, np.minimum(layer, 1), out=coverage)
+
+
+def compose(items: list[tuple[list, float]], gap: str, rng: random.Random) -> np.ndarray:
+    """A number's coverage map: the digits side by side, left to right."""
+    base = rng.uniform(40, 110)
+    brush = max(1.5, base * rng.uniform(0.05, 0.16))
+    heights = [base * rng.uniform(0.85, 1.15) for _ in items]
+    shifts = [base * rng.uniform(-0.08, 0.08) for _ in items]
+    angles = [np.radians(rng.uniform(-8, 8)) for _ in items]
+    margin = base * 0.4 + brush
+    width = int(sum(a * h for (_, a), h in zip(items, heights)) + len(items) * base + 2 * margin)
+    height = int(base * 1.5 + 2 * margin)
+    coverage = np.zeros((height, width), np.float32)
+    x = margin
+    for n, ((segments, aspect), h) in enumerate(zip(items, heights)):
+        top = margin + (base * 1.15 - h) + shifts[n]  # bottoms roughly on one line
+        if n:
+            if GAPS[gap] is None:  # slide in until the ink touches what is drawn
+                x = _touching(coverage, segments, aspect, x, top, h, brush, angles[n])
+            else:
+                x += rng.uniform(*GAPS[gap]) * base
+        paint(coverage, segments, aspect, x, top, h, brush, angles[n])
+        x += aspect * h
+    cols = np.flatnonzero(coverage.max(0) > 0)
+    return coverage[:, :min(width, cols[-1] + int(margin))]
+
+
+def _touching(coverage, segments, aspect, x, top, height, brush, angle) -> float:
+    drawn = coverage > 0.5
+    for step in np.arange(0.3 * height, -0.6 * height, -1.0):
+        layer = np.zeros_like(coverage)
+        paint(layer, segments, aspect, x + step, top, height, brush, angle)
+        if (drawn & (layer > 0.5)).any():
+            return x + step
+    return x - 0.6 * height
+
+
+def encode(coverage: np.ndarray, kind: str, rng: random.Random) -> bytes:
+    """The coverage map as the kind of image says: transparent, white, dark or coloured; PNG or JPEG."""
+    ink_colour, paper = colours(kind, rng)
+    alpha = coverage[..., None]
+    if paper is None:
+        pixels = np.concatenate([np.broadcast_to(np.array(ink_colour[:3], np.float32), (*coverage.shape, 3)),
+                                 255 * alpha], axis=-1)
+    else:
+        pixels = np.array(paper[:3], np.float32) * (1 - alpha) + np.array(ink_colour[:3], np.float32) * alpha
+    image = Image.fromarray(np.round(pixels).astype(np.uint8))
+    buffer = io.BytesIO()
+    if kind.endswith("JPEG"):
+        image.convert("RGB").save(buffer, "JPEG", quality=rng.randint(60, 92))
+    else:
+        image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def baseline(data: bytes, classifier: Classifier) -> str:
+    """Connected components, merged where their columns overlap, each read by the model."""
+    ink_map = ink(decode(data))
+    mask = (ink_map > INK_THRESHOLD).view(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    spans = sorted([s[cv2.CC_STAT_LEFT], s[cv2.CC_STAT_LEFT] + s[cv2.CC_STAT_WIDTH], i]
+                   for i, s in enumerate(stats) if i and s[cv2.CC_STAT_AREA] >= 0.04 * stats[1:, 4].max())
+    groups: list[list] = []
+    for x0, x1, label in spans:
+        if groups and x0 < groups[-1][1]:
+            groups[-1][1] = max(groups[-1][1], x1)
+            groups[-1][2].append(label)
+        else:
+            groups.append([x0, x1, [label]])
+    fields = []
+    for _, _, members in groups:
+        try:
+            fields.append(to_mnist(np.where(np.isin(labels, members), ink_map, 0)))
+        except NoDigitError:
+            pass
+    if not fields:
+        return ""
+    return "".join(str(d) for d in classifier.probabilities(np.stack(fields)).argmax(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--count", type=int, default=700, help="how many numbers")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DIR or data/mnist)")
+    parser.add_argument("--url", default=None, help="a running digitpad server (default: start one)")
+    args = parser.parse_args()
+
+    rng = random.Random(args.seed)
+    images, labels = mnist.load("test", args.data_dir)
+    print(f"composing {args.count} numbers of MNIST test digits ...", file=sys.stderr)
+    strokes_of: dict[int, tuple] = {}
+    numbers = []
+    for n in range(args.count):
+        length = 2 + n % 7
+        gap = list(GAPS)[(n // 7) % len(GAPS)]
+        kind = CANVAS_KINDS[n % len(CANVAS_KINDS)]
+        chosen = [rng.randrange(len(images)) for _ in range(length)]
+        items = [strokes_of.setdefault(i, centre_lines(images[i].numpy())) for i in chosen]
+        data = encode(compose(items, gap, rng), kind, rng)
+        numbers.append((data, "".join(str(int(labels[i])) for i in chosen), {"gap": gap, "length": length,
+                                                                             "kind": kind}))
+
+    server = None if args.url else Gunicorn("app:create_app()", workers=2)
+    url = args.url or server.url
+    session = requests.Session()
+
+    def ask(data: bytes) -> tuple[str, float]:
+        mime = "image/jpeg" if data[:2] == b"\xff\xd8" else "image/png"
+        started = time.perf_counter()
+        response = session.post(f"{url}/predict/number", data=data, headers={"Content-Type": mime}, timeout=60)
+        elapsed = time.perf_counter() - started
+        return (response.json()["number"] if response.ok else ""), elapsed * 1000
+
+    try:
+        latencies = [ask(data)[1] for data, _, _ in numbers[:200]]  # one client: latency
+        started = time.perf_counter()
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda item: ask(item[0])[0], numbers))
+        elapsed = time.perf_counter() - started
+    finally:
+        if server:
+            server.stop()
+
+    torch.set_num_threads(1)
+    classifier = Classifier(DEFAULT_WEIGHTS, "cpu")
+    naive = [baseline(data, classifier) for data, _, _ in numbers]
+
+    groups: dict[str, list[int]] = defaultdict(list)
+    for n, (_, _, info) in enumerate(numbers):
+        groups["all"].append(n)
+        groups[f"gap: {info['gap']}"].append(n)
+        groups[f"length {info['length']}"].append(n)
+        groups[info["kind"]].append(n)
+    truth = [t for _, t, _ in numbers]
+
+    def per_digit(guesses: list[str], members: list[int]) -> float:
+        right = sum(sum(a == b for a, b in zip(guesses[n], truth[n])) for n in members if len(guesses[n]) == len(truth[n]))
+        return right / sum(len(truth[n]) for n in members)
+
+    print(f"\nWhole numbers: {len(numbers)} numbers of 2-8 MNIST test digits drawn as strokes, through "
+          f"{url}/predict/number ({len(numbers) / elapsed:.0f} numbers/s with 4 clients)")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}; "
+          f"one-client latency p50 {np.percentile(latencies, 50):.1f} ms, p90 {np.percentile(latencies, 90):.1f} ms\n")
+    print("| numbers | count | digitpad, whole number | digitpad, per digit | baseline, whole number |")
+    print("|---|---:|---:|---:|---:|")
+    rows = ["all", *[f"gap: {g}" for g in GAPS], *[f"length {k}" for k in range(2, 9)], *CANVAS_KINDS]
+    for name in rows:
+        members = groups.get(name, [])
+        if not members:
+            continue
+        ours = np.mean([answers[n] == truth[n] for n in members])
+        theirs = np.mean([naive[n] == truth[n] for n in members])
+        label = f"**{name}**" if name == "all" else name
+        print(f"| {label} | {len(members)} | {ours:.1%} | {per_digit(answers, members):.2%} | {theirs:.1%} |")
+
+
+if __name__ == "__main__":
+    main()

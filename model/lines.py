@@ -1,0 +1,85 @@
+"""Lines of handwritten digits side by side, and the pieces segmentation cuts out of them: the
+training data of the segment reader (train_segments.py).
+
+Two or three MNIST digits are set on one line at the size digits have in a drawing, mostly
+touching or overlapping, some apart, at slightly different sizes and heights. The line is cut
+exactly as the service cuts a group (`app.core.segment.cuts`), and every piece goes through the
+one preprocessing path (`to_mnist`). A piece that holds one digit's ink and next to nothing of
+its neighbours' is labelled with that digit; a fragment, or ink of two digits, is JUNK.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from app.core.preprocess import INK_THRESHOLD, NoDigitError, to_mnist
+from app.core.segment import cuts
+
+JUNK = 10
+WHOLE = 0.9     # a piece with this share of one digit's ink...
+STRAY = 0.1     # ...and at most this share of any other's is that digit
+FRAGMENT = 0.7  # a piece with less than this of every digit, or this much of two, is junk
+
+
+def compose(digits: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(k, 28, 28) digits in [0, 1] on one line, left to right: the line's ink map (H, W) and,
+    for every pixel, which digit's ink it is (-1: none)."""
+    height = int(rng.integers(40, 90))
+    placed = []
+    x = right = int(rng.integers(4, 12))
+    for digit in digits:
+        rows, cols = np.flatnonzero(digit.max(1) > 0.05), np.flatnonzero(digit.max(0) > 0.05)
+        crop = digit[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+        h = height * rng.uniform(0.85, 1.15)
+        w = max(2, round(crop.shape[1] * h / crop.shape[0]))
+        scaled = np.clip(cv2.resize(crop, (w, max(2, round(h))), interpolation=cv2.INTER_LINEAR), 0, 1)
+        y = int(round(height * 0.1 + (height * 1.15 - scaled.shape[0]) + rng.normal(0, 0.04) * height))
+        if placed:  # mostly touching or overlapping, where segmentation has work to do
+            x += int(round(rng.choice([rng.uniform(-0.3, 0.0), rng.uniform(0.0, 0.15)], p=[0.75, 0.25]) * height))
+        x = max(0, x)
+        placed.append((max(0, y), x, scaled))
+        x += scaled.shape[1]
+        right = max(right, x)
+    line = np.zeros((int(height * 1.5) + 8, right + 8), np.float32)
+    coverage = np.zeros((len(placed), *line.shape), np.float32)
+    for n, (y, x, scaled) in enumerate(placed):
+        h, w = scaled.shape
+        h = min(h, line.shape[0] - y)
+        coverage[n, y:y + h, x:x + w] = scaled[:h]
+    line = coverage.max(0)
+    owner = np.where(line > INK_THRESHOLD, coverage.argmax(0), -1)
+    rows, cols = np.flatnonzero(line.max(1) > INK_THRESHOLD), np.flatnonzero(line.max(0) > INK_THRESHOLD)
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    return line[box], owner[box]
+
+
+def label(piece: np.ndarray, owner: np.ndarray, labels: np.ndarray) -> int | None:
+    """The piece's label: a digit, JUNK, or None when it is neither clearly (left out)."""
+    inside = piece > INK_THRESHOLD
+    shares = np.array([np.count_nonzero(inside & (owner == n)) / max(1, np.count_nonzero(owner == n))
+                       for n in range(len(labels))])
+    best = int(shares.argmax())
+    others = np.delete(shares, best)
+    if shares[best] >= WHOLE and (others.size == 0 or others.max() <= STRAY):
+        return int(labels[best])
+    if shares[best] < FRAGMENT or (others.size and others.max() >= FRAGMENT):
+        return JUNK
+    return None
+
+
+def examples(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> tuple[list[np.ndarray], list[int]]:
+    """The 28x28 fields of every piece segmentation would cut from one line of `digits`, labelled."""
+    line, owner = compose(digits, rng)
+    fields, targets = [], []
+    _, candidates = cuts(line)
+    for cut in candidates:
+        target = label(cut.ink, owner, labels)
+        if target is None:
+            continue
+        try:
+            fields.append(to_mnist(cut.ink))
+        except NoDigitError:
+            continue
+        targets.append(target)
+    return fields, targets

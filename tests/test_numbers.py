@@ -1,0 +1,210 @@
+"""Whole numbers: segmentation on its own, and /predict/number in every input form.
+
+Numbers are drawn from the pen paths of tests/drawing.py: apart, close, touching, overlapping,
+multi-stroke digits, specks, every background, and as the page's own strokes.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.core import segment
+from app.core.preprocess import NoDigitError, decode, ink
+from tests.drawing import encode, number, render
+
+WHITE = (255, 255, 255, 255)
+
+
+def picture(digits: str, *, paper=None, ink_colour=(0, 0, 0, 255), fmt="PNG", **layout) -> bytes:
+    canvas, strokes = number(digits, **layout)
+    image = render(strokes, canvas=canvas, brush=layout.get("brush", 9), ink=ink_colour, paper=paper, supersample=2)
+    return encode(image.convert("RGB") if fmt == "JPEG" else image, fmt)
+
+
+def strokes_json(digits: str, **layout) -> dict:
+    (width, height), strokes = number(digits, **layout)
+    return {"canvas": {"width": width, "height": height}, "brush": layout.get("brush", 9),
+            "strokes": [[[float(x), float(y), 16.0 * i] for i, (x, y) in enumerate(path)] for path in strokes]}
+
+
+@pytest.fixture(scope="module")
+def reader(app):
+    return app.extensions["digitpad.reader"]
+
+
+def read(data: bytes, reader) -> str:
+    return "".join(str(int(d.probabilities.argmax())) for d in segment.read_image(data, reader, 16))
+
+
+# --- segmentation
+
+
+@pytest.mark.parametrize("digits", ["2026", "42", "10", "7", "31415926", "600", "1111", "8", "0123456789"])
+def test_digits_apart_are_read_left_to_right(reader, digits):
+    assert read(picture(digits, gap=0.35), reader) == digits
+
+
+@pytest.mark.parametrize("digits, gap", [("42", 0.05), ("2026", 0.08), ("3579", 0.04)])
+def test_digits_close_together(reader, digits, gap):
+    assert read(picture(digits, gap=gap), reader) == digits
+
+
+def touching(digits: str) -> bytes:
+    """The digits drawn closer and closer, until their ink touches."""
+    for gap in np.arange(0.0, -0.5, -0.02):
+        data = picture(digits, gap=float(gap), brush=11)
+        if len(segment.pieces_from_ink(ink(decode(data)))) < len(digits):
+            return data
+    raise AssertionError(f"{digits} never touch")
+
+
+@pytest.mark.parametrize("digits", ["23", "47", "56", "2026", "314"])
+def test_touching_digits_are_cut_apart(reader, digits):
+    assert read(touching(digits), reader) == digits
+
+
+def test_a_digit_of_several_strokes_is_one_digit(reader):
+    # The 4 of tests/drawing.py is two strokes; the 5's bar and the 7's stem overlap in columns.
+    for digits in ("44", "454", "747"):
+        assert read(picture(digits, gap=0.3), reader) == digits
+
+
+def test_different_sizes_and_a_wavy_baseline(reader):
+    assert read(picture("583920", gap=0.3, jitter=0.15, seed=3), reader) == "583920"
+
+
+def test_specks_are_ignored(reader):
+    canvas, strokes = number("36", gap=0.3)
+    image = render(strokes, canvas=canvas, brush=9, paper=WHITE, supersample=2)
+    for x, y in [(5, 5), (canvas[0] - 9, 8), (canvas[0] // 2, canvas[1] - 8)]:
+        image.paste((0, 0, 0, 255), (x, y, x + 3, y + 3))
+    assert read(encode(image), reader) == "36"
+
+
+@pytest.mark.parametrize("kind", ["transparent", "white JPEG", "dark", "coloured"])
+def test_every_background(reader, kind):
+    layout = {"gap": 0.25}
+    data = {
+        "transparent": lambda: picture("709", **layout),
+        "white JPEG": lambda: picture("709", paper=WHITE, fmt="JPEG", **layout),
+        "dark": lambda: picture("709", paper=(20, 20, 25, 255), ink_colour=(240, 240, 240, 255), **layout),
+        "coloured": lambda: picture("709", paper=(250, 230, 120, 255), ink_colour=(30, 60, 200, 255), **layout),
+    }[kind]()
+    assert read(data, reader) == "709"
+
+
+def test_blank_is_no_digit(reader):
+    with pytest.raises(NoDigitError):
+        segment.read_image(encode(Image.new("RGBA", (400, 200))), reader, 16)
+
+
+def test_a_lone_digit_is_read_exactly_as_predict_reads_it(client):
+    data = picture("5", gap=0.3)
+    single = client.post("/predict", data=data, content_type="image/png").json
+    whole = client.post("/predict/number", data=data, content_type="image/png").json
+    assert whole["number"] == "5" and len(whole["digits"]) == 1
+    digit = whole["digits"][0]
+    assert (digit["digit"], digit["probabilities"], digit["preview"]) == (
+        single["digit"], single["probabilities"], single["preview"])
+
+
+def test_boxes_are_in_the_images_pixels_left_to_right(client):
+    data = picture("2026", gap=0.4)
+    width, height = Image.open(io.BytesIO(data)).size
+    boxes = [d["box"] for d in client.post("/predict/number", data=data, content_type="image/png").json["digits"]]
+    assert [b[0] for b in boxes] == sorted(b[0] for b in boxes)
+    for x, y, w, h in boxes:
+        assert 0 <= x and x + w <= width and 0 <= y and y + h <= height and 40 <= h <= 110
+
+
+# --- the endpoint
+
+
+@pytest.mark.parametrize("form", ["raw", "json", "data URL", "multipart", "strokes", "strokes and image"])
+def test_every_input_form(client, form):
+    data = picture("2026", gap=0.3)
+    b64 = base64.b64encode(data).decode()
+    send = {
+        "raw": dict(data=data, content_type="image/png"),
+        "json": dict(json={"image": b64}),
+        "data URL": dict(json={"image": "data:image/png;base64," + b64}),
+        "multipart": dict(data={"image": (io.BytesIO(data), "n.png")}),
+        "strokes": dict(json=strokes_json("2026", gap=0.3)),
+        "strokes and image": dict(json={**strokes_json("2026", gap=0.3), "image": b64}),
+    }[form]
+    response = client.post("/predict/number", **send)
+    assert response.status_code == 200, response.json
+    body = response.json
+    assert body["number"] == "2026" and len(body["digits"]) == 4
+    assert 0 < body["confidence"] <= 1 and body["model"]["name"]
+    for digit in body["digits"]:
+        assert len(digit["probabilities"]) == 10 and digit["preview"].startswith("data:image/png;base64,")
+
+
+def test_strokes_tell_apart_digits_whose_ink_touches(client):
+    """Drawn on the page, two digits that touch are still two sets of strokes."""
+    layout = {"gap": -0.15, "brush": 12}
+    data = picture("11", **layout)
+    body = client.post("/predict/number", json={**strokes_json("11", **layout),
+                                                 "image": base64.b64encode(data).decode()}).json
+    assert body["number"] == "11"
+
+
+def test_strokes_drawn_right_to_left_still_read_left_to_right(client):
+    payload = strokes_json("427", gap=0.3)
+    payload["strokes"].reverse()
+    assert client.post("/predict/number", json=payload).json["number"] == "427"
+
+
+@pytest.mark.parametrize("body, status, message", [
+    ({"strokes": []}, 400, "'canvas' must be an object"),
+    ({"canvas": {"width": 100, "height": 100}, "strokes": []}, 400, "non-empty list"),
+    ({"canvas": {"width": 100, "height": 100}, "strokes": "abc"}, 400, "non-empty list"),
+    ({"canvas": {"width": 0, "height": 100}, "strokes": [[[1, 2]]]}, 400, "canvas.width"),
+    ({"canvas": {"width": 100, "height": 100}, "strokes": [[[1, "x"]]]}, 400, "must be a number"),
+    ({"canvas": {"width": 100, "height": 100}, "strokes": [[[1]]]}, 400, "[x, y] or [x, y, t]"),
+    ({"canvas": {"width": 100, "height": 100}, "strokes": [[[1, 2]]] * 2001}, 413, "too many strokes"),
+    ({"canvas": {"width": 100, "height": 100}, "brush": -1, "strokes": [[[1, 2]]]}, 400, "brush"),
+    ({"canvas": {"width": 100, "height": 100}, "strokes": [[[1, 2]]], "image": 5}, 400, "must be a string"),
+    ({"image": ""}, 400, "empty"),
+    ({"nope": 1}, 400, "missing field 'image'"),
+])
+def test_bad_requests_are_clear_4xx(client, body, status, message):
+    response = client.post("/predict/number", json=body)
+    assert response.status_code == status and message in response.json["error"], response.json
+
+
+def test_blank_is_422_and_too_many_digits_is_422(client):
+    blank = client.post("/predict/number", data=encode(Image.new("RGBA", (300, 100))), content_type="image/png")
+    assert blank.status_code == 422 and blank.json["error"] == "no digit found"
+    long = client.post("/predict/number", data=picture("1234567890" * 2, gap=0.3), content_type="image/png")
+    assert long.status_code == 422 and "too many digits" in long.json["error"]
+
+
+def test_wrong_content_type_and_method(client):
+    assert client.post("/predict/number", data=b"x", content_type="text/plain").status_code == 415
+    response = client.get("/predict/number")
+    assert response.status_code == 405 and "POST" in response.headers["Allow"]
+
+
+def test_the_command_line_reads_numbers(tmp_path, capsys):
+    from app.predict import main
+
+    path = tmp_path / "n.png"
+    path.write_bytes(picture("2026", gap=0.3, paper=WHITE))
+    assert main(["--number", str(path)]) == 0
+    assert capsys.readouterr().out.startswith(f"{path}: 2026 (")
+    assert main(["--number", "--json", str(path)]) == 0
+    line = capsys.readouterr().out
+    assert '"number": "2026"' in line and '"box": [' in line
+
+
+def test_reading_is_deterministic(reader):
+    data = picture("90210", gap=0.1)
+    assert len({read(data, reader) for _ in range(3)}) == 1
+    assert np.all([d.box[2] > 0 for d in segment.read_image(data, reader, 16)])
