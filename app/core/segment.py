@@ -28,11 +28,11 @@ OVERLAP = 0.5          # pieces sharing this much of the narrower one's columns 
 SPECK = 0.04           # pieces smaller than this fraction of the largest one's area are specks...
 SPECK_SIDE = 0.25      # ...unless their box reaches this fraction of the tallest piece's height
 SPLIT_WIDTH = 0.75     # a group wider than this many times its height may hold several digits
-SPLIT_CONFIDENCE = 0.9  # as may one that reads as a single digit less surely than this
+SPLIT_CONFIDENCE = 0.9  # as may one that reads as a digit, or as one whole digit, less surely
 MIN_DIGIT_WIDTH = 0.15  # a digit is at least this many times the group's height wide (a 1)
 MAX_DIGIT_WIDTH = 1.3  # and a piece at most this many (the group itself is always a candidate too)
 CUTS_PER_HEIGHT = 4    # candidate seams tried per group height of width
-WHOLE_STROKE = 0.65    # a stroke with this share of its ink on one side of a seam goes there whole
+WHOLE_STROKE = 0.85    # a stroke with this share of its ink on one side of a seam goes there whole
 SEAM_BAND = 0.15       # a seam strays at most this many times the height from its column
 SEAM_SLANT = 0.02      # and pays this for each step sideways
 SEAM_SPACING = 0.12    # seams kept are at least this many times the height apart
@@ -154,8 +154,9 @@ def _seams(ink: np.ndarray, count: int) -> list[np.ndarray]:
     reach = max(1, round(SEAM_SPACING * height / max(1, round(0.03 * height))))
     valley = np.array([price[k] <= price[max(0, k - reach):k + reach + 1].min() for k in range(len(centres))])
     chosen: list[int] = []
-    for k in np.argsort(price, kind="stable"):  # cheapest first, not two close together
-        if fair[k] and valley[k] and all(abs(centres[k] - centres[other]) > SEAM_SPACING * height for other in chosen):
+    for k in np.argsort(price, kind="stable"):  # cheapest first, not two close together or alike
+        if fair[k] and valley[k] and all(abs(centres[k] - centres[other]) > SEAM_SPACING * height
+                                         and np.abs(paths[k] - paths[other]).mean() > 1 for other in chosen):
             chosen.append(int(k))
         if len(chosen) == count:
             break
@@ -268,7 +269,8 @@ def _read_group(ink: np.ndarray, whole: np.ndarray, origin: tuple[int, int], rea
     x0, y0 = origin
     height, width = ink.shape
     p_whole = reader.digits(whole[None])[0]
-    if width <= SPLIT_WIDTH * height and p_whole.max() >= SPLIT_CONFIDENCE:
+    if (width <= SPLIT_WIDTH * height and p_whole.max() >= SPLIT_CONFIDENCE
+            and reader.wholeness(whole[None])[0] >= SPLIT_CONFIDENCE):
         return [Digit(whole, p_whole, (x0, y0, width, height))]
     last, candidates = cuts(ink)
     # The whole group is a candidate like any other piece when it is as narrow as a digit, and
