@@ -32,7 +32,8 @@ import numpy as np
 import torch
 
 from app.core.classifier import Classifier, fold_batchnorm
-from app.core.preprocess import decode, ink, preprocess, to_mnist
+from app.core.explain import explain
+from app.core.preprocess import ImageError, decode, ink, preprocess, to_mnist
 from model import checkpoint
 from tests.drawing import draw, encode, photo
 
@@ -180,6 +181,18 @@ def preprocessing_by_kind(drawings: list[tuple[str, bytes]], photo_jpeg: bytes) 
     return {kind: {step: np.array(times) for step, times in row.items()} for kind, row in steps.items()}
 
 
+def explaining(drawings: list[tuple[str, bytes]]) -> np.ndarray:
+    """/explain's work for each drawing of the mix, in this process, one thread (ms)."""
+    classifier = Classifier(checkpoint.DEFAULT_WEIGHTS, "cpu")
+    times = []
+    for _, data in drawings:
+        try:
+            times.append(timeit(lambda: explain(data, classifier), 3))
+        except ImageError:
+            pass
+    return np.array(times)
+
+
 def forward_variants(field: np.ndarray) -> list[tuple[str, float]]:
     """The model's forward pass, as trained and as served."""
     x = torch.from_numpy(field)[None, None]
@@ -264,6 +277,10 @@ def main() -> None:
     everything = {step: np.concatenate([by_kind[k][step] for k in KINDS]) for step in steps}
     for kind, row in [*by_kind.items(), ("**every drawing**", everything)]:
         print(f"| {kind} | " + " | ".join(f"{np.median(t):.2f} / {np.percentile(t, 90):.2f}" for t in row.values()) + " |")
+    canvases = [(k, d) for k, d in drawings if k == "transparent PNG"]
+    explained = explaining(canvases)
+    print(f"\n/explain's work (stages, feature maps, Integrated Gradients for two digits), {len(explained)} canvas "
+          f"drawings, one thread: p50 {np.median(explained):.1f} ms, p90 {np.percentile(explained, 90):.1f} ms")
     print("\n| model | ms |")
     print("|---|---:|")
     for name, ms in forward_variants(preprocess(bodies[0])):
