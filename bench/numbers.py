@@ -152,7 +152,7 @@ def main() -> None:
     for n in range(args.count):
         length = 2 + n % 7
         gap = list(GAPS)[(n // 7) % len(GAPS)]
-        kind = CANVAS_KINDS[n % len(CANVAS_KINDS)]
+        kind = CANVAS_KINDS[(n // (7 * len(GAPS))) % len(CANVAS_KINDS)]
         chosen = [rng.randrange(len(images)) for _ in range(length)]
         items = [strokes_of.setdefault(i, centre_lines(images[i].numpy())) for i in chosen]
         data = encode(compose(items, gap, rng), kind, rng)
@@ -200,7 +200,7 @@ def main() -> None:
           f"{url}/predict/number ({len(numbers) / elapsed:.0f} numbers/s with 4 clients)")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}; "
           f"one-client latency p50 {np.percentile(latencies, 50):.1f} ms, p90 {np.percentile(latencies, 90):.1f} ms\n")
-    print("| numbers | count | digitpad, whole number | digitpad, per digit | baseline, whole number |")
+    print("| numbers | count | digitpad, whole number | digitpad, digits right in place | baseline, whole number |")
     print("|---|---:|---:|---:|---:|")
     rows = ["all", *[f"gap: {g}" for g in GAPS], *[f"length {k}" for k in range(2, 9)], *CANVAS_KINDS]
     for name in rows:

@@ -1,2 +1,3 @@
-"""digitpad's core: images in, digits out. Preprocessing, segmentation and the classifier, with
-no web framework in sight: the API, the command line and the benchmarks all call this."""
+"""digitpad's core: images in, digits out. Preprocessing, segmentation of numbers, the
+classifiers and explanations, with no web framework in sight: the API, the command line, the
+evaluation scripts and training's data all call this."""

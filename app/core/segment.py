@@ -27,6 +27,7 @@ from app.core.preprocess import DEFAULT_MAX_PIXELS, INK_THRESHOLD, ImageError, N
 OVERLAP = 0.5          # pieces sharing this much of the narrower one's columns are one digit
 SPECK = 0.04           # pieces smaller than this fraction of the largest one's area are specks...
 SPECK_SIDE = 0.25      # ...unless their box reaches this fraction of the tallest piece's height
+FRAGMENT = 0.5         # a group less than this share of the typical height belongs to a neighbour
 SPLIT_WIDTH = 0.75     # a group wider than this many times its height may hold several digits
 SPLIT_CONFIDENCE = 0.9  # as may one that reads as a digit, or as one whole digit, less surely
 MIN_DIGIT_WIDTH = 0.15  # a digit is at least this many times the group's height wide (a 1)
@@ -38,7 +39,6 @@ SEAM_SLANT = 0.02      # and pays this for each step sideways
 SEAM_SPACING = 0.12    # seams kept are at least this many times the height apart
 SEAM_SIDE = 0.08       # and leave at least this share of the group's ink on either side
 WHOLE_WIDTH = 2.0      # a group wider than this many heights is never one digit
-MAX_DEPTH = 2          # how many times a piece that is not one digit is looked at again
 LAST_RESORT = -50.0    # the score of reading it as one all the same, when nothing else reads
 PENALTY = 0.3          # log-probability a reading pays for each digit: cutting a digit in two
                        # must buy more confidence than this to be worth it
@@ -113,7 +113,32 @@ def group(masks: Sequence[np.ndarray]) -> list[list[int]]:
     groups: dict[int, list[int]] = {}
     for i in np.flatnonzero(keep):
         groups.setdefault(root(i), []).append(int(i))
-    return sorted(groups.values(), key=lambda members: boxes[members, 0].min())
+    ordered = sorted(groups.values(), key=lambda members: boxes[members, 0].min())
+    return _attach_fragments(ordered, boxes)
+
+
+def _attach_fragments(groups: list[list[int]], boxes: np.ndarray) -> list[list[int]]:
+    """A group far shorter than the others is part of a neighbour, not a digit: the bar of a 5
+    or a 7 drawn apart from the rest. It joins the neighbour it is closest to, across or above."""
+    if len(groups) < 2:
+        return groups
+    spans = [(boxes[g, 0].min(), boxes[g, 1].min(), boxes[g, 2].max(), boxes[g, 3].max()) for g in groups]
+    typical = float(np.median([y1 - y0 for _, y0, _, y1 in spans]))
+    out = [list(g) for g in groups]
+    for n in sorted(range(len(groups)), key=lambda n: spans[n][3] - spans[n][1]):
+        x0, y0, x1, y1 = spans[n]
+        if y1 - y0 >= FRAGMENT * typical or len([g for g in out if g]) < 2:
+            continue
+        def gap(m: int) -> float:  # columns between the two, negative when they overlap
+            return max(spans[m][0], x0) - min(spans[m][2], x1)
+        neighbours = [m for m in range(len(groups)) if m != n and out[m]]
+        nearest = min(neighbours, key=gap)
+        if gap(nearest) <= FRAGMENT * typical:
+            out[nearest] += out[n]
+            out[n] = []
+            spans[nearest] = (min(spans[nearest][0], x0), min(spans[nearest][1], y0),
+                              max(spans[nearest][2], x1), max(spans[nearest][3], y1))
+    return [g for g in out if g]
 
 
 def _seams(ink: np.ndarray, count: int) -> list[np.ndarray]:
@@ -258,8 +283,7 @@ def cuts(ink: np.ndarray) -> tuple[int, list[Cut]]:
     return len(bounds) - 1, out
 
 
-def _read_group(ink: np.ndarray, whole: np.ndarray, origin: tuple[int, int], reader: Reader,
-                depth: int = 0) -> list[Digit]:
+def _read_group(ink: np.ndarray, whole: np.ndarray, origin: tuple[int, int], reader: Reader) -> list[Digit]:
     """A group as one digit (its field is `whole`), or as the digits it reads best as when cut.
 
     Every way of cutting the group along its seams into pieces is scored by how surely the
@@ -305,17 +329,8 @@ def _read_group(ink: np.ndarray, whole: np.ndarray, origin: tuple[int, int], rea
         j = kept[n].left
     chosen.reverse()
     probabilities = reader.digits(batch[chosen])
-    digits = []
-    for n, p in zip(chosen, probabilities):
-        x, y, w, h = kept[n].box
-        if depth < MAX_DEPTH and n and wholeness[n] < np.log(0.5) and w > SPLIT_WIDTH * h:
-            # Not one whole digit, and wide: more digits than the seams found. Look closer, with
-            # seams measured against this piece's own height.
-            piece = kept[n].ink[y:y + h, x:x + w]
-            digits += _read_group(piece, batch[n], (x0 + x, y0 + y), reader, depth + 1)
-        else:
-            digits.append(Digit(batch[n], p, (x0 + x, y0 + y, w, h)))
-    return digits
+    return [Digit(batch[n], p, (x0 + kept[n].box[0], y0 + kept[n].box[1], kept[n].box[2], kept[n].box[3]))
+            for n, p in zip(chosen, probabilities)]
 
 
 def _in_pixels_of(digits: list[Digit], scale: float) -> list[Digit]:
