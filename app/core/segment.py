@@ -28,7 +28,7 @@ OVERLAP = 0.5          # pieces sharing this much of the narrower one's columns 
 SPECK = 0.04           # pieces smaller than this fraction of the largest one's area are specks...
 SPECK_SIDE = 0.25      # ...unless their box reaches this fraction of the tallest piece's height
 FRAGMENT = 0.5         # a group less than this share of the typical height belongs to a neighbour
-SPLIT_WIDTH = 0.75     # a group wider than this many times its height may hold several digits
+SPLIT_WIDTH = 1.0      # a group wider than this many times its height may hold several digits
 SPLIT_CONFIDENCE = 0.9  # as may one that reads as a digit, or as one whole digit, less surely
 MIN_DIGIT_WIDTH = 0.15  # a digit is at least this many times the group's height wide (a 1)
 MAX_DIGIT_WIDTH = 1.3  # and a piece at most this many (the group itself is always a candidate too)
@@ -218,7 +218,7 @@ def read_number(ink_map: np.ndarray, masks: Sequence[np.ndarray], reader: Reader
         raise NoDigitError()
     if len(groups) > max_digits:
         raise TooManyDigitsError(len(groups), max_digits)
-    digits: list[Digit] = []
+    inks, origins = [], []
     for members in groups:
         area = np.zeros(ink_map.shape, bool)
         for i in members:
@@ -227,9 +227,18 @@ def read_number(ink_map: np.ndarray, masks: Sequence[np.ndarray], reader: Reader
         y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
         # The group's ink with its anti-aliased fringe, and nothing of its neighbours'.
         near = cv2.dilate(area[y0:y1, x0:x1].view(np.uint8), np.ones((5, 5), np.uint8)).view(bool)
-        ink = np.where(near, ink_map[y0:y1, x0:x1], 0).astype(np.float32)
-        whole = to_mnist(ink_map) if len(groups) == 1 else to_mnist(ink)
-        digits.extend(_read_group(ink, whole, (int(x0), int(y0)), reader))
+        inks.append(np.where(near, ink_map[y0:y1, x0:x1], 0).astype(np.float32))
+        origins.append((int(x0), int(y0)))
+    wholes = np.stack([to_mnist(ink_map)] if len(groups) == 1 else [to_mnist(ink) for ink in inks])
+    # Most groups are plainly one digit: both models say so at once, for all of them in one batch.
+    read, whole = reader.digits(wholes), reader.wholeness(wholes)
+    digits: list[Digit] = []
+    for ink, field, p, w, (x0, y0) in zip(inks, wholes, read, whole, origins):
+        height, width = ink.shape
+        if width <= SPLIT_WIDTH * height and p.max() >= SPLIT_CONFIDENCE and w >= SPLIT_CONFIDENCE:
+            digits.append(Digit(field, p, (x0, y0, width, height)))
+        else:
+            digits.extend(_read_group(ink, field, (x0, y0), reader))
         if len(digits) > max_digits:
             raise TooManyDigitsError(len(digits), max_digits)
     return digits
@@ -292,10 +301,6 @@ def _read_group(ink: np.ndarray, whole: np.ndarray, origin: tuple[int, int], rea
     """
     x0, y0 = origin
     height, width = ink.shape
-    p_whole = reader.digits(whole[None])[0]
-    if (width <= SPLIT_WIDTH * height and p_whole.max() >= SPLIT_CONFIDENCE
-            and reader.wholeness(whole[None])[0] >= SPLIT_CONFIDENCE):
-        return [Digit(whole, p_whole, (x0, y0, width, height))]
     last, candidates = cuts(ink)
     # The whole group is a candidate like any other piece when it is as narrow as a digit, and
     # the reading of last resort when it is not.
