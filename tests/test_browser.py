@@ -6,6 +6,7 @@ tests/drawing.py; screenshots land in tests/artifacts/.
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -371,4 +372,56 @@ def test_numbers_with_touch_on_a_phone_with_the_result_in_view(browser, server, 
     shot(page, "phone-number-58")
     draw_with_touch(page, 1, box=(0.8, 0.2, 0.6))
     expect_digit(page, "581")
+    assert page.problems == []
+
+
+def test_inside_the_model_for_the_drawing(browser, server, request):
+    page = open_page(browser, server, request)
+    assert page.locator("#inside").get_attribute("data-state") == "empty"
+    draw_with_mouse(page, 7)
+    expect_digit(page, 7)
+    page.wait_for_function("() => document.querySelector('#inside').dataset.state === 'ready'", timeout=15_000)
+    page.locator("a[href='#inside']").click()  # the view is reachable from the top of the page
+    stages = page.locator("#inside-stages figure")
+    assert stages.count() == 5
+    for i in range(5):  # every picture rendered, with its caption and alt text
+        image = stages.nth(i).locator("img")
+        assert image.evaluate("img => img.complete && img.naturalWidth > 0")
+        assert image.get_attribute("alt") and stages.nth(i).locator("figcaption").text_content()
+    assert "centre of mass" in stages.nth(4).text_content()
+    layers = page.locator("#inside-layers figure")
+    assert layers.count() == 5 and "16 maps" in layers.nth(0).text_content()
+    assert layers.nth(4).locator("img").evaluate("img => img.complete && img.naturalWidth > 0")
+    assert "576 numbers" in page.locator("#inside-features").text_content()
+    toggle = page.locator("#inside-toggle button")
+    assert toggle.count() == 2 and toggle.nth(0).text_content() == "Why a 7?"
+    assert toggle.nth(0).get_attribute("aria-pressed") == "true"
+    first = page.locator("#inside-overlay").get_attribute("src")
+    runner_up = toggle.nth(1).text_content()
+    assert re.fullmatch(r"Why not an? \d\?", runner_up), runner_up
+    toggle.nth(1).focus()
+    page.keyboard.press("Enter")  # keyboard works as well as the mouse
+    assert toggle.nth(1).get_attribute("aria-pressed") == "true"
+    assert page.locator("#inside-overlay").get_attribute("src") != first
+    assert runner_up[-2] in page.locator("#inside-attribution-text").text_content()
+    assert page.locator("#inside-overlay").evaluate("img => img.complete && img.naturalWidth > 0")
+    page.locator("#inside").scroll_into_view_if_needed()
+    shot(page, "desktop-inside-the-model")
+    assert page.problems == []
+
+
+def test_inside_the_model_on_a_phone_and_for_a_digit_of_a_number(browser, server, request):
+    page = open_page(browser, server, request, **PHONE)
+    draw_number(page, "38", 0.25, touch=True, size=0.6)
+    expect_digit(page, "38")
+    page.wait_for_function("() => document.querySelector('#inside-status').textContent.includes('digit 1 of 38')"
+                           " && document.querySelector('#inside').dataset.state === 'ready'", timeout=15_000)
+    assert page.locator("#inside-toggle button").nth(0).text_content() == "Why a 3?"
+    page.locator("#chips button").nth(1).click()
+    page.wait_for_function("() => document.querySelector('#inside-status').textContent.includes('digit 2 of 38')"
+                           " && document.querySelector('#inside').dataset.state === 'ready'", timeout=15_000)
+    assert page.locator("#inside-toggle button").nth(0).text_content() == "Why an 8?"
+    assert page.evaluate("document.documentElement.scrollWidth <= innerWidth"), "horizontal overflow"
+    page.locator("#inside").scroll_into_view_if_needed()
+    shot(page, "phone-inside-the-model")
     assert page.problems == []

@@ -25,8 +25,8 @@ from app.core.preprocess import DEFAULT_MAX_PIXELS, Stage, Trace, decode, ink, t
 # logit difference within COMPLETENESS (relative) plus SLACK: 64 are mostly enough.
 METHOD = "riemann_trapezoid"
 STEPS = (64, 128, 256, 512)
-COMPLETENESS = 0.02
-SLACK = 0.05  # logit units: for the runner-up the difference itself can be this small
+COMPLETENESS = 0.05
+SLACK = 0.1   # logit units: for the runner-up the difference itself can be this small
 OVERLAY_SIDE = 320  # the drawing with its attribution is shown at most this many pixels a side
 
 

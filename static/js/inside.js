@@ -2,6 +2,7 @@
 // what each layer of the network saw, and which pixels pushed the answer which way.
 
 import { explain } from "./api.js";
+import { a } from "./results.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -46,7 +47,7 @@ export class InsideView {
 
   #render(answer, label) {
     this.root.dataset.state = "ready";
-    this.status.textContent = `How the model read ${label} as a ${answer.digit}, step by step.`;
+    this.status.textContent = `How the model read ${label} as ${a(answer.digit)}, step by step.`;
     this.stages.replaceChildren(...answer.stages.map((stage, i) => figure(
       stage.image, `Step ${i + 1}: ${stage.caption}`, `${i + 1}. ${stage.caption}`, "stage")));
     this.layers.replaceChildren(...answer.layers.map((layer, i) => {
@@ -60,7 +61,7 @@ export class InsideView {
     this.toggle.replaceChildren(...this.targets.map((t, i) => {
       const button = document.createElement("button");
       button.type = "button";
-      button.textContent = i === 0 ? `Why a ${t.digit}?` : `Why not a ${t.digit}?`;
+      button.textContent = i === 0 ? `Why ${a(t.digit)}?` : `Why not ${a(t.digit)}?`;
       button.setAttribute("aria-pressed", String(i === 0));
       button.addEventListener("click", () => this.#attribution(i));
       return button;
@@ -71,7 +72,7 @@ export class InsideView {
   #attribution(i) {
     const t = this.targets[i];
     this.toggle.querySelectorAll("button").forEach((b, j) => b.setAttribute("aria-pressed", String(i === j)));
-    const why = i === 0 ? `towards a ${t.digit}, the answer` : `towards a ${t.digit}, the runner-up`;
+    const why = `towards ${a(t.digit)}, ${i === 0 ? "the answer" : "the runner-up"}`;
     this.overlay.src = t.drawing;
     this.overlay.alt = `Your drawing, coloured by how much each part pushed the model ${why}: orange for, blue against.`;
     this.field.src = t.field;

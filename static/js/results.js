@@ -61,7 +61,7 @@ export class ResultView {
     this.digit.dataset.length = String(Math.min(number.length, 9));
     this.status.innerHTML = "";
     const strong = document.createElement("strong");
-    strong.textContent = digits.length === 1 ? `It's a ${number}` : `It's ${number}`;
+    strong.textContent = digits.length === 1 ? `It's ${a(digits[0].digit)}` : `It's ${number}`;
     this.status.append(strong, ` · ${formatPct(confidence)} sure`);
     this.#chips(digits);
     this.select(0, { quietly: true });
@@ -82,7 +82,7 @@ export class ResultView {
     this.preview.hidden = false;
     this.previewEmpty.hidden = true;
     this.caption.textContent = many ? `Digit ${i + 1} of ${this.digits.length}, as the model saw it` : "What the model saw (28×28)";
-    this.barsTitle.textContent = many ? `Probabilities for digit ${i + 1} of ${this.digits.length}: a ${d.digit}` : "";
+    this.barsTitle.textContent = many ? `Probabilities for digit ${i + 1} of ${this.digits.length}: ${a(d.digit)}` : "";
     this.barsTitle.hidden = !many;
     this.#bars(d.probabilities, d.digit);
   }
@@ -135,4 +135,9 @@ export function formatPct(p) {
   if (p >= 0.9995) return "100%";
   if (p > 0 && p < 0.001) return "<0.1%";
   return `${(p * 100).toFixed(p >= 0.1 ? 0 : 1)}%`;
+}
+
+// "a 7", "an 8"
+export function a(digit) {
+  return `${digit === 8 ? "an" : "a"} ${digit}`;
 }
