@@ -208,3 +208,14 @@ def test_reading_is_deterministic(reader):
     data = picture("90210", gap=0.1)
     assert len({read(data, reader) for _ in range(3)}) == 1
     assert np.all([d.box[2] > 0 for d in segment.read_image(data, reader, 16)])
+
+
+def test_a_stroke_with_no_ink_under_it_in_the_picture_is_ignored(client):
+    """The page's strokes and its picture can disagree (a stroke sent after the picture was
+    taken): grouping must not mix strokes up."""
+    payload = strokes_json("42", gap=0.4)
+    data = picture("42", gap=0.4)
+    width = payload["canvas"]["width"]
+    payload["strokes"].insert(0, [[width - 3.0, 2.0, 0.0], [width - 2.0, 3.0, 8.0]])  # ink only in the strokes
+    body = client.post("/predict/number", json={**payload, "image": base64.b64encode(data).decode()}).json
+    assert body["number"] == "42"

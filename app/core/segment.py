@@ -32,11 +32,11 @@ SPLIT_WIDTH = 1.0      # a group wider than this many times its height may hold 
 SPLIT_CONFIDENCE = 0.9  # as may one that reads as a digit, or as one whole digit, less surely
 MIN_DIGIT_WIDTH = 0.15  # a digit is at least this many times the group's height wide (a 1)
 MAX_DIGIT_WIDTH = 1.3  # and a piece at most this many (the group itself is always a candidate too)
-CUTS_PER_HEIGHT = 4    # candidate seams tried per group height of width
+CUTS_PER_HEIGHT = 12   # candidate seams tried per group height of width
 WHOLE_STROKE = 0.85    # a stroke with this share of its ink on one side of a seam goes there whole
 SEAM_BAND = 0.15       # a seam strays at most this many times the height from its column
 SEAM_SLANT = 0.02      # and pays this for each step sideways
-SEAM_SPACING = 0.12    # seams kept are at least this many times the height apart
+SEAM_SPACING = 0.04    # seams kept are at least this many times the height apart
 SEAM_SIDE = 0.08       # and leave at least this share of the group's ink on either side
 WHOLE_WIDTH = 2.0      # a group wider than this many heights is never one digit
 LAST_RESORT = -50.0    # the score of reading it as one all the same, when nothing else reads
@@ -68,20 +68,23 @@ def pieces_from_ink(ink_map: np.ndarray, most: int = 200) -> list[np.ndarray]:
 
 
 def _boxes(masks: Sequence[np.ndarray]) -> np.ndarray:
-    """(N, 4) x0, y0, x1, y1 (exclusive) of each mask."""
+    """(N, 4) x0, y0, x1, y1 (exclusive) of each mask; zeros for an empty one."""
     out = np.zeros((len(masks), 4), int)
     for i, mask in enumerate(masks):
         rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-        out[i] = cols[0], rows[0], cols[-1] + 1, rows[-1] + 1
+        if rows.size:
+            out[i] = cols[0], rows[0], cols[-1] + 1, rows[-1] + 1
     return out
 
 
 def group(masks: Sequence[np.ndarray]) -> list[list[int]]:
-    """Indices of the pieces that make each digit, left to right, specks left out."""
-    masks = [m for m in masks if m.any()]
+    """Indices of the pieces that make each digit, left to right; specks and empty pieces (a
+    stroke with no ink of the picture under it) left out."""
     if not masks:
         return []
     areas = np.array([np.count_nonzero(m) for m in masks])
+    if areas.max() == 0:
+        return []
     boxes = _boxes(masks)
     heights = boxes[:, 3] - boxes[:, 1]
     keep = (areas >= SPECK * areas.max()) | (heights >= SPECK_SIDE * heights.max())
@@ -229,16 +232,16 @@ def read_number(ink_map: np.ndarray, masks: Sequence[np.ndarray], reader: Reader
         near = cv2.dilate(area[y0:y1, x0:x1].view(np.uint8), np.ones((5, 5), np.uint8)).view(bool)
         inks.append(np.where(near, ink_map[y0:y1, x0:x1], 0).astype(np.float32))
         origins.append((int(x0), int(y0)))
-    wholes = np.stack([to_mnist(ink_map)] if len(groups) == 1 else [to_mnist(ink) for ink in inks])
+    wholes = np.stack([to_mnist(ink_map)] if len(groups) == 1 else [to_mnist(part) for part in inks])
     # Most groups are plainly one digit: both models say so at once, for all of them in one batch.
     read, whole = reader.digits(wholes), reader.wholeness(wholes)
     digits: list[Digit] = []
-    for ink, field, p, w, (x0, y0) in zip(inks, wholes, read, whole, origins):
-        height, width = ink.shape
+    for part, field, p, w, (x0, y0) in zip(inks, wholes, read, whole, origins):
+        height, width = part.shape
         if width <= SPLIT_WIDTH * height and p.max() >= SPLIT_CONFIDENCE and w >= SPLIT_CONFIDENCE:
             digits.append(Digit(field, p, (x0, y0, width, height)))
         else:
-            digits.extend(_read_group(ink, field, (x0, y0), reader))
+            digits.extend(_read_group(part, field, (x0, y0), reader))
         if len(digits) > max_digits:
             raise TooManyDigitsError(len(digits), max_digits)
     return digits
