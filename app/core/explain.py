@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 from captum.attr import IntegratedGradients
@@ -154,26 +155,32 @@ def mosaic(activations: np.ndarray) -> np.ndarray:
     return out
 
 
+_LEVELS = (np.arange(255, dtype=np.float32) - 127) / 127
+_STRENGTH = np.abs(_LEVELS)
+_PALETTE = np.where(_LEVELS[:, None] >= 0, np.array([1.0, 0.55, 0.1], np.float32),  # orange: towards the digit
+                    np.array([0.2, 0.55, 1.0], np.float32)).astype(np.float32)      # blue: away from it
+
+
 def signed_png(values: np.ndarray, under: np.ndarray | None = None, side: int | None = None) -> bytes:
     """Positive values orange, negative blue, on one symmetric scale; over a faint grey copy of
     `under` when given (the drawing), at most `side` pixels a side."""
+    height, width = values.shape
+    if side and max(height, width) > side:  # colour the small copy, not the full-size one
+        size = (max(1, round(width * side / max(height, width))), max(1, round(height * side / max(height, width))))
+        values = cv2.resize(values.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+        under = None if under is None else cv2.resize(under.astype(np.float32), size, interpolation=cv2.INTER_AREA)
     scale = max(float(np.abs(values).max()), 1e-12)
-    v = np.clip(values / scale, -1, 1)
-    base = np.zeros((*v.shape, 3), np.float32) if under is None else np.repeat(0.35 * under[..., None], 3, axis=2)
-    towards = np.array([1.0, 0.55, 0.1], np.float32)   # orange: pushed towards the digit
-    against = np.array([0.2, 0.55, 1.0], np.float32)   # blue: pushed away from it
-    strength = np.abs(v)[..., None]
-    colour = np.where(v[..., None] >= 0, towards, against)
-    rgb = base * (1 - strength) + colour * strength
-    image = Image.fromarray(np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8), "RGB")
-    if side and max(image.size) > side:
-        image.thumbnail((side, side), Image.Resampling.BOX)
-    return _png(image)
+    # 255 shades from most against (0) through none (127) to most towards (254), by table.
+    shade = np.clip(np.round(values * (127 / scale) + 127), 0, 254).astype(np.intp)
+    colour, strength = _PALETTE[shade], _STRENGTH[shade][..., None]
+    base = np.zeros((1, 1, 3), np.float32) if under is None else (0.35 * under.astype(np.float32))[..., None]
+    rgb = base + (colour - base) * strength
+    return _png(Image.fromarray(np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8), "RGB"))
 
 
 def _png(image: Image.Image) -> bytes:
     import io
 
     buffer = io.BytesIO()
-    image.save(buffer, "PNG", compress_level=3)
+    image.save(buffer, "PNG", compress_level=1)
     return buffer.getvalue()
