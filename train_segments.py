@@ -31,8 +31,8 @@ from model.net import MNIST_MEAN, MNIST_STD, DigitNet
 # configuration
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-parser.add_argument("--lines", type=int, default=16000, help="lines of digits to cut for training")
-parser.add_argument("--epochs", type=int, default=6)
+parser.add_argument("--lines", type=int, default=4000, help="lines of digits to cut for training")
+parser.add_argument("--epochs", type=int, default=5)
 parser.add_argument("--batch-size", type=int, default=128)
 parser.add_argument("--lr", type=float, default=0.05, help="peak learning rate of the one-cycle schedule")
 parser.add_argument("--weight-decay", type=float, default=5e-4)

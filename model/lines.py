@@ -57,8 +57,8 @@ def compose(digits: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, n
 def label(piece: np.ndarray, owner: np.ndarray, labels: np.ndarray) -> int | None:
     """The piece's label: a digit, JUNK, or None when it is neither clearly (left out)."""
     inside = piece > INK_THRESHOLD
-    shares = np.array([np.count_nonzero(inside & (owner == n)) / max(1, np.count_nonzero(owner == n))
-                       for n in range(len(labels))])
+    totals = np.bincount(owner[owner >= 0], minlength=len(labels))
+    shares = np.bincount(owner[inside & (owner >= 0)], minlength=len(labels)) / np.maximum(totals, 1)
     best = int(shares.argmax())
     others = np.delete(shares, best)
     if shares[best] >= WHOLE and (others.size == 0 or others.max() <= STRAY):

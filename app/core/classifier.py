@@ -42,7 +42,8 @@ def fold_batchnorm(net: nn.Module) -> nn.Module:
 
 
 class Classifier:
-    """Digit probabilities for batches of 28x28 images, on the configured device."""
+    """Class probabilities (the ten digits; the segment reader adds an eleventh) for batches of
+    28x28 images, on the configured device."""
 
     def __init__(self, weights: str | Path, device: str = "auto") -> None:
         self.device = resolve_device(device)
@@ -55,7 +56,7 @@ class Classifier:
 
     @torch.inference_mode()
     def probabilities(self, images: np.ndarray) -> np.ndarray:
-        """(N, 28, 28) floats in [0, 1] -> (N, 10) softmax probabilities."""
+        """(N, 28, 28) floats in [0, 1] -> (N, classes) softmax probabilities."""
         x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).to(self.device)
         logits = self.net(x.unsqueeze(1).contiguous(memory_format=torch.channels_last)).float() / self.temperature
         return torch.softmax(logits, dim=1).cpu().numpy()

@@ -8,6 +8,7 @@ Gradients (Captum) of its own logits, from a black field to the drawing.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 
 import cv2
@@ -72,19 +73,19 @@ def explain(data: bytes, classifier: Classifier, max_pixels: int = DEFAULT_MAX_P
     net = classifier.net
     x = torch.from_numpy(field)[None, None].to(classifier.device).contiguous(memory_format=torch.channels_last)
 
-    layers, features = _activations(net, x)
+    layers, features, served_logits = _activations(net, x)
     final = net.classifier
     with torch.no_grad():
         logits = (final(torch.from_numpy(features)[None].to(classifier.device))[0]).float().cpu().numpy()
+        black_logits = net(torch.zeros_like(x))[0].float().cpu().numpy()
     probabilities = classifier.probabilities(field[None])[0]  # exactly what /predict answers
 
     # The answer, and the runner-up ("why not a 9?"), in one batch; more steps until the
     # attributions add up to the logit difference (completeness), as they must.
     targets = [int(d) for d in np.argsort(-probabilities)[:2]]
+    differences = (served_logits - black_logits)[targets]
     both = x.float().repeat(2, 1, 1, 1)
     black = torch.zeros_like(both)
-    with torch.no_grad():
-        differences = (net(both) - net(black))[[0, 1], targets].cpu().numpy()
     ig = IntegratedGradients(net)
     for steps in STEPS:
         values, deltas = ig.attribute(both, baselines=black, target=targets, n_steps=steps, method=METHOD,
@@ -99,8 +100,9 @@ def explain(data: bytes, classifier: Classifier, max_pixels: int = DEFAULT_MAX_P
     return Explanation(field, trace.stages, layers, features, logits, probabilities, attributions, ink_map)
 
 
-def _activations(net: nn.Module, x: torch.Tensor) -> tuple[list[Layer], np.ndarray]:
-    """Every convolution's output after its ReLU, and the vector the final linear layer reads."""
+def _activations(net: nn.Module, x: torch.Tensor) -> tuple[list[Layer], np.ndarray, np.ndarray]:
+    """Every convolution's output after its ReLU, the vector the final linear layer reads, and
+    the logits it makes of it, from one forward pass."""
     captured: list[tuple[str, torch.Tensor]] = []
     hooks = []
     convolutions = [m for m in net.features if isinstance(m, nn.Conv2d)]
@@ -111,7 +113,7 @@ def _activations(net: nn.Module, x: torch.Tensor) -> tuple[list[Layer], np.ndarr
     hooks.append(net.classifier.register_forward_pre_hook(lambda module, inputs: read.append(inputs[0].detach())))
     try:
         with torch.no_grad():
-            net(x)
+            logits = net(x)[0].float().cpu().numpy()
     finally:
         for hook in hooks:
             hook.remove()
@@ -120,7 +122,7 @@ def _activations(net: nn.Module, x: torch.Tensor) -> tuple[list[Layer], np.ndarr
         channels, height, width = output.shape[1:]
         layers.append(Layer(name, f"{channels} filters of {conv.kernel_size[0]}×{conv.kernel_size[1]} px, each a "
                                   f"{height}×{width} map of where it found its pattern", output[0].float().cpu().numpy()))
-    return layers, read[0][0].float().cpu().numpy()
+    return layers, read[0][0].float().cpu().numpy(), logits
 
 
 def _onto_drawing(values: np.ndarray, trace: Trace, shape: tuple[int, int]) -> np.ndarray:
@@ -164,11 +166,9 @@ _PALETTE = np.where(_LEVELS[:, None] >= 0, np.array([1.0, 0.55, 0.1], np.float32
 def signed_png(values: np.ndarray, under: np.ndarray | None = None, side: int | None = None) -> bytes:
     """Positive values orange, negative blue, on one symmetric scale; over a faint grey copy of
     `under` when given (the drawing), at most `side` pixels a side."""
-    height, width = values.shape
-    if side and max(height, width) > side:  # colour the small copy, not the full-size one
-        size = (max(1, round(width * side / max(height, width))), max(1, round(height * side / max(height, width))))
-        values = cv2.resize(values.astype(np.float32), size, interpolation=cv2.INTER_AREA)
-        under = None if under is None else cv2.resize(under.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    if side:  # colour the small copy, not the full-size one
+        values = fit(values, side)
+        under = None if under is None else fit(under, side)
     scale = max(float(np.abs(values).max()), 1e-12)
     # 255 shades from most against (0) through none (127) to most towards (254), by table.
     shade = np.clip(np.round(values * (127 / scale) + 127), 0, 254).astype(np.intp)
@@ -178,9 +178,17 @@ def signed_png(values: np.ndarray, under: np.ndarray | None = None, side: int | 
     return _png(Image.fromarray(np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8), "RGB"))
 
 
-def _png(image: Image.Image) -> bytes:
-    import io
+def fit(image: np.ndarray, side: int = OVERLAY_SIDE) -> np.ndarray:
+    """A picture no larger than the page shows it (the ink map can be 640 px), area-averaged."""
+    height, width = image.shape[:2]
+    if max(height, width) <= side:
+        return image
+    scale = side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(image.astype(np.float32), size, interpolation=cv2.INTER_AREA)
 
+
+def _png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "PNG", compress_level=1)
     return buffer.getvalue()

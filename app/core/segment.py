@@ -176,8 +176,9 @@ def _seams(ink: np.ndarray, count: int) -> list[np.ndarray]:
     # A seam worth trying leaves a fair share of the ink on both sides, and is cheaper than the
     # seams just beside it: the bottom of a valley, not its slope.
     paths = _trace(steps, columns, ends)
-    left_ink = np.array([np.where(columns_left(path, width), ink, 0).sum() for path in paths])
-    total_ink = ink.sum()
+    running = ink.cumsum(axis=1)  # the ink on or left of each pixel of its row
+    left_ink = np.array([running[np.arange(height), path].sum() for path in paths])
+    total_ink = running[:, -1].sum()
     fair = (left_ink >= SEAM_SIDE * total_ink) & (total_ink - left_ink >= SEAM_SIDE * total_ink)
     reach = max(1, round(SEAM_SPACING * height / max(1, round(0.03 * height))))
     valley = np.array([price[k] <= price[max(0, k - reach):k + reach + 1].min() for k in range(len(centres))])
@@ -189,11 +190,6 @@ def _seams(ink: np.ndarray, count: int) -> list[np.ndarray]:
         if len(chosen) == count:
             break
     return [paths[k] for k in sorted(chosen, key=lambda k: centres[k])]
-
-
-def columns_left(path: np.ndarray, width: int) -> np.ndarray:
-    """The pixels on or left of a seam, as a (height, width) mask."""
-    return np.arange(width) <= path[:, None]
 
 
 def _trace(steps: np.ndarray, columns: np.ndarray, ends: np.ndarray) -> list[np.ndarray]:
@@ -241,7 +237,7 @@ def read_number(ink_map: np.ndarray, masks: Sequence[np.ndarray], reader: Reader
         if width <= SPLIT_WIDTH * height and p.max() >= SPLIT_CONFIDENCE and w >= SPLIT_CONFIDENCE:
             digits.append(Digit(field, p, (x0, y0, width, height)))
         else:
-            digits.extend(_read_group(part, field, (x0, y0), reader))
+            digits.extend(_read_group(part, field, w, (x0, y0), reader))
         if len(digits) > max_digits:
             raise TooManyDigitsError(len(digits), max_digits)
     return digits
@@ -295,8 +291,10 @@ def cuts(ink: np.ndarray) -> tuple[int, list[Cut]]:
     return len(bounds) - 1, out
 
 
-def _read_group(ink: np.ndarray, whole: np.ndarray, origin: tuple[int, int], reader: Reader) -> list[Digit]:
-    """A group as one digit (its field is `whole`), or as the digits it reads best as when cut.
+def _read_group(ink: np.ndarray, whole: np.ndarray, whole_wholeness: float, origin: tuple[int, int],
+                reader: Reader) -> list[Digit]:
+    """A group as one digit (its field is `whole`, already judged), or as the digits it reads best
+    as when cut.
 
     Every way of cutting the group along its seams into pieces is scored by how surely the
     segment reader takes each piece for one whole digit (not a fragment, not two stuck
@@ -317,7 +315,7 @@ def _read_group(ink: np.ndarray, whole: np.ndarray, origin: tuple[int, int], rea
         except NoDigitError:  # only a fringe of the neighbour's ink: not a digit
             pass
     batch = np.stack(fields)
-    wholeness = np.log(reader.wholeness(batch) + 1e-6)
+    wholeness = np.log(np.concatenate([[whole_wholeness], reader.wholeness(batch[1:])]) + 1e-6)
     if width > WHOLE_WIDTH * height:
         wholeness[0] = LAST_RESORT
     # best[j]: the best score of reading everything left of seam j, and the cut that ends it.

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 from flask import Blueprint, current_app, g, jsonify, request
 
-from app.web import inputs
-from app.core.classifier import Classifier, answer
 from app.core import segment
+from app.core.classifier import Classifier, answer
 from app.core.preprocess import ImageError, preprocess, to_png
+from app.web import inputs
 
 bp = Blueprint("api", __name__)
 OPENAPI = (Path(__file__).with_name("openapi.json")).read_bytes()
@@ -26,8 +26,13 @@ def _prepare(data: bytes) -> np.ndarray:
     return preprocess(data, current_app.config["MAX_IMAGE_PIXELS"])
 
 
+def data_url(png: bytes) -> str:
+    """A PNG as the API hands pictures out: a data URL."""
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
 def _preview(field: np.ndarray) -> str:
-    return "data:image/png;base64," + base64.b64encode(to_png(field)).decode()
+    return data_url(to_png(field))
 
 
 def _prediction(field: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:

@@ -9,7 +9,8 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from app.core.preprocess import ImageError
 
-# How long, and how much, to keep reading a body that is over the limit before answering 413.
+# How long, and how much, to keep reading a body not yet read (over the limit, or refused
+# before it was needed) before answering with an error.
 DRAIN_SECONDS = 5.0
 DRAIN_BYTES = 256 * 1024 * 1024
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-
-import cv2
 import numpy as np
 from flask import Blueprint, current_app, g, jsonify, request
 
@@ -12,12 +9,9 @@ from app.core import explain as inside
 from app.core.classifier import answer
 from app.core.preprocess import to_png
 from app.web import inputs
+from app.web.api import data_url as _data_url
 
 bp = Blueprint("explain", __name__)
-
-
-def _data_url(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
 @bp.post("/explain")
@@ -32,7 +26,7 @@ def explain():
         **result,
         "preview": _data_url(to_png(found.field)),
         "stages": [{"name": s.name, "caption": s.caption, "shape": list(s.image.shape),
-                    "image": _data_url(to_png(_fit(s.image)))} for s in found.stages],
+                    "image": _data_url(to_png(inside.fit(s.image)))} for s in found.stages],
         "layers": [{"name": layer.name, "caption": layer.caption, "shape": list(layer.activations.shape),
                     "image": _data_url(to_png(inside.mosaic(layer.activations)))} for layer in found.layers],
         "features": {
@@ -60,11 +54,3 @@ def explain():
         "model": classifier.info(),
     })
 
-
-def _fit(image: np.ndarray, side: int = inside.OVERLAY_SIDE) -> np.ndarray:
-    """A stage's picture no larger than the page shows it: the ink map can be 640 px."""
-    height, width = image.shape
-    if max(height, width) <= side:
-        return image
-    scale = side / max(height, width)
-    return cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)

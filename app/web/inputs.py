@@ -1,4 +1,4 @@
-"""Getting image bytes out of a request, in any of the forms the API accepts."""
+"""Getting image bytes (or the page's strokes) out of a request, in any of the forms the API accepts."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import math
 import re
 
 import numpy as np
-
 from flask import Request
 
 from app.core.preprocess import ImageError
