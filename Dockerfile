@@ -16,9 +16,13 @@ COPY model ./model
 COPY static ./static
 COPY templates ./templates
 COPY gunicorn.conf.py ./
-RUN pip install . && useradd --system --uid 10001 --no-create-home digitpad
+RUN pip install . && useradd --system --uid 10001 --no-create-home digitpad \
+    && mkdir instance && chown digitpad instance
 
 USER digitpad
+# Corrections go to an SQLite file in the instance folder unless DIGITPAD_DATABASE_URL says otherwise;
+# mount a volume here to keep them across containers.
+VOLUME /srv/digitpad/instance
 ENV DIGITPAD_BIND=0.0.0.0:8000
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s --start-period=20s --retries=3 \

@@ -12,7 +12,8 @@ from flask import Flask
 
 from app import config
 from app.core.classifier import Classifier, NumberReader
-from app.web import api, errors, explain, observability, pages, security
+from app.core.store import Store, StoreError
+from app.web import api, corrections, errors, explain, observability, pages, security
 from model.checkpoint import ModelError
 
 
@@ -31,16 +32,27 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     try:
         classifier = Classifier(app.config["MODEL_PATH"], app.config["DEVICE"])
         segments = Classifier(app.config["SEGMENTS_MODEL_PATH"], app.config["DEVICE"])
-    except (ModelError, ValueError) as exc:
+        store = Store(_database_url(app), max_corrections=app.config["MAX_CORRECTIONS"])
+    except (ModelError, ValueError, StoreError) as exc:
         print(f"digitpad: cannot start: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     app.extensions["digitpad.classifier"] = classifier
     app.extensions["digitpad.reader"] = NumberReader(classifier, segments)
+    app.extensions["digitpad.store"] = store
 
     app.register_blueprint(api.bp)
     app.register_blueprint(explain.bp)
     app.register_blueprint(pages.bp)
     observability.register(app)
+    corrections.register(app)  # after the request timer: a refused request is still timed and logged
     errors.register(app)
     security.register(app)
     return app
+
+
+def _database_url(app: Flask) -> str:
+    """The configured database, or an SQLite file in the instance folder, made on first start."""
+    if app.config["DATABASE_URL"]:
+        return app.config["DATABASE_URL"]
+    os.makedirs(app.instance_path, exist_ok=True)
+    return f"sqlite:///{os.path.join(app.instance_path, 'corrections.sqlite3')}"

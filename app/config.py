@@ -29,4 +29,12 @@ def from_environment() -> dict[str, Any]:
         "MAX_DIGITS": _int("DIGITPAD_MAX_DIGITS", 16),
         "CORS_ORIGINS": [o.strip() for o in os.environ.get("DIGITPAD_CORS_ORIGINS", "").split(",") if o.strip()],
         "LOG_FORMAT": os.environ.get("DIGITPAD_LOG_FORMAT", "text"),
+        # Corrections: where they are kept (default: SQLite in the instance folder), who may read them.
+        "DATABASE_URL": os.environ.get("DIGITPAD_DATABASE_URL") or None,
+        "ADMIN_TOKEN": os.environ.get("DIGITPAD_ADMIN_TOKEN") or None,
+        "CORRECTIONS_PER_MINUTE": _int("DIGITPAD_CORRECTIONS_PER_MINUTE", 30),
+        "MAX_CORRECTIONS": _int("DIGITPAD_MAX_CORRECTIONS", 100_000),
+        "MAX_ORIGINAL_BYTES": _int("DIGITPAD_MAX_ORIGINAL_BYTES", 1024 * 1024),
+        # memory:// counts per worker process; redis://host:6379 shares the limit across workers and servers.
+        "RATELIMIT_STORAGE_URI": os.environ.get("DIGITPAD_RATELIMIT_STORAGE_URI") or "memory://",
     }

@@ -78,6 +78,13 @@ def parse_idx(data: bytes, source: str = "IDX data") -> np.ndarray:
     return np.frombuffer(data, dtype, offset=header).reshape(shape)
 
 
+def encode_idx(array: np.ndarray) -> bytes:
+    """One IDX file holding `array` (uint8): the format MNIST itself is published in."""
+    array = np.ascontiguousarray(array, np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, ">u4").tobytes()
+    return header + array.tobytes()
+
+
 def read_idx(path: Path, md5: str | None = None) -> np.ndarray:
     """Read an IDX file, raw or .gz, optionally checking the MD5 of its decompressed bytes."""
     try:

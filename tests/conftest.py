@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -13,7 +12,13 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.services import Postgres, Redis, Unavailable, free_port
+
 ROOT = Path(__file__).resolve().parents[1]
+
+# Corrections posted by the tests go to a throwaway SQLite file, never to the repository's instance folder.
+_STORE_DIR = tempfile.TemporaryDirectory(prefix="digitpad-store-")
+os.environ["DIGITPAD_DATABASE_URL"] = f"sqlite:///{_STORE_DIR.name}/corrections.sqlite3"
 
 
 @pytest.fixture(scope="session")
@@ -38,12 +43,6 @@ def app():
 @pytest.fixture()
 def client(app):
     return app.test_client()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
@@ -102,8 +101,33 @@ class Server:
         return self.output()
 
 
+# The operator's token on the session's server, so that its operator endpoints exist.
+OPERATOR_TOKEN = "session-operator-token"
+
+
 @pytest.fixture(scope="session")
 def server():
-    s = Server(workers=2)
+    s = Server(workers=2, env={"DIGITPAD_ADMIN_TOKEN": OPERATOR_TOKEN})
     yield s
     s.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL cluster for the session; tests skip, saying why, where none can run."""
+    try:
+        cluster = Postgres()
+    except Unavailable as exc:
+        pytest.skip(f"no PostgreSQL server: {exc}")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    try:
+        server = Redis()
+    except Unavailable as exc:
+        pytest.skip(f"no Redis server: {exc}")
+    yield server.url
+    server.stop()

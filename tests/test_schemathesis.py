@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import OPERATOR_TOKEN, ROOT
 
 EXAMPLES = os.environ.get("DIGITPAD_SCHEMATHESIS_EXAMPLES", "60")
 
@@ -25,7 +25,8 @@ def test_schemathesis_finds_nothing(server, tmp_path):
         pytest.skip("schemathesis is not installed: pip install -e '.[test]'")
     result = subprocess.run(
         [cli, "run", f"{server.url}/openapi.json", "--checks", "all", "--max-examples", EXAMPLES, "--seed", "1",
-         "--workers", "1", "--report-dir", str(tmp_path), "--no-color"],
+         "--workers", "1", "--report-dir", str(tmp_path), "--no-color",
+         "--header", f"Authorization: Bearer {OPERATOR_TOKEN}"],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
         env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
     )

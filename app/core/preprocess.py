@@ -407,9 +407,14 @@ def preprocess(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     return to_mnist(ink(decode(data, max_pixels)))
 
 
+def quantize(field: np.ndarray) -> np.ndarray:
+    """A grey image in [0, 1] as 8-bit pixels: how fields are shown, stored and exported."""
+    return np.round(field * 255).astype(np.uint8)
+
+
 def to_png(field: np.ndarray) -> bytes:
-    """A grey image in [0, 1] (the 28x28 field, or any stage) as an 8-bit PNG, for showing people
-    what the model saw."""
+    """A grey image (floats in [0, 1], or 8-bit pixels) as a PNG, for showing people what the model saw."""
     buffer = io.BytesIO()
-    Image.fromarray(np.round(field * 255).astype(np.uint8), "L").save(buffer, "PNG", compress_level=1)
+    pixels = field if field.dtype == np.uint8 else quantize(field)
+    Image.fromarray(pixels, "L").save(buffer, "PNG", compress_level=1)
     return buffer.getvalue()

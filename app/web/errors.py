@@ -15,7 +15,7 @@ DRAIN_SECONDS = 5.0
 DRAIN_BYTES = 256 * 1024 * 1024
 
 
-def _json_error(message: str, status: int, headers: dict[str, str] | None = None):
+def json_error(message: str, status: int, headers: dict[str, str] | None = None):
     g.error = message  # for the request log line, without parsing the response again
     return jsonify({"error": message}), status, headers or {}
 
@@ -53,18 +53,18 @@ def _drain(seconds: float = DRAIN_SECONDS, limit: int = DRAIN_BYTES) -> bool:
 def register(app: Flask) -> None:
     @app.errorhandler(ImageError)
     def image_error(exc: ImageError):
-        return _json_error(exc.message, exc.status)
+        return json_error(exc.message, exc.status)
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(exc: RequestEntityTooLarge):
         limit = app.config["MAX_CONTENT_LENGTH"]
-        return _json_error(f"the request body is larger than the limit of {limit:,} bytes", 413)
+        return json_error(f"the request body is larger than the limit of {limit:,} bytes", 413)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         # Keep the headers the error carries (Allow on a 405, as RFC 9110 requires); the body is ours.
         headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
-        return _json_error(exc.description or exc.name, exc.code or 500, headers)
+        return json_error(exc.description or exc.name, exc.code or 500, headers)
 
     @app.after_request
     def drain_unread_body(response):
@@ -77,4 +77,4 @@ def register(app: Flask) -> None:
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
         app.logger.exception("unhandled error")
-        return _json_error("internal error: the server could not handle this request", 500)
+        return json_error("internal error: the server could not handle this request", 500)

@@ -9,6 +9,7 @@ import re
 
 import numpy as np
 from flask import Request
+from werkzeug.datastructures import MultiDict
 
 from app.core.preprocess import ImageError
 from app.core.strokes import Strokes
@@ -43,7 +44,8 @@ def decode_base64(value: object, what: str = "image") -> bytes:
     return data
 
 
-def _json_body(request: Request) -> dict:
+def json_body(request: Request) -> dict:
+    """The request's JSON object; a RequestError that says why when there is none."""
     try:
         body = request.get_json(silent=True)
     except RecursionError:  # thousands of nested brackets: the parser gives up, and so do we
@@ -104,7 +106,7 @@ def strokes(body: dict) -> Strokes:
 def number_source(request: Request) -> tuple[bytes | None, Strokes | None]:
     """What a /predict/number request holds: image bytes, the page's strokes, or both."""
     if request.mimetype == "application/json":
-        body = _json_body(request)
+        body = json_body(request)
         if "strokes" in body:
             return (decode_base64(body["image"]) if "image" in body else None), strokes(body)
     return single_image(request), None
@@ -114,7 +116,7 @@ def single_image(request: Request) -> bytes:
     """The one image of a /predict request."""
     mimetype = request.mimetype
     if mimetype == "application/json":
-        body = _json_body(request)
+        body = json_body(request)
         if "image" not in body:
             raise RequestError("missing field 'image' in the JSON body")
         return decode_base64(body["image"])
@@ -132,7 +134,7 @@ def batch_items(request: Request) -> list[bytes | str]:
     """The items of a /predict/batch request: bytes, or base64 strings decoded item by item later."""
     mimetype = request.mimetype
     if mimetype == "application/json":
-        body = _json_body(request)
+        body = json_body(request)
         if "images" not in body:
             raise RequestError("missing field 'images' in the JSON body")
         images = body["images"]
@@ -147,3 +149,43 @@ def batch_items(request: Request) -> list[bytes | str]:
     if mimetype == "multipart/form-data":
         return [upload.read() for upload in request.files.getlist("image")]
     raise _unsupported(request)
+
+
+def _digit(body: dict, name: str, *, required: bool) -> int | None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise RequestError(f"missing field '{name}': the digit, 0 to 9, that the image really shows")
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 9:
+        raise RequestError(f"'{name}' must be a whole number from 0 to 9, not {value!r:.40}")
+    return value
+
+
+def correction(request: Request) -> tuple[bytes, int, int | None]:
+    """A correction's image bytes, the label its author gave, and what the model had said (if sent)."""
+    if request.mimetype != "application/json":
+        raise RequestError(f"unsupported Content-Type {request.mimetype or 'none'!r}: send application/json "
+                           "like {\"image\": \"data:image/png;base64,...\", \"label\": 7}", 415)
+    body = json_body(request)
+    label = _digit(body, "label", required=True)
+    predicted = _digit(body, "predicted", required=False)
+    if "image" not in body:
+        raise RequestError("missing field 'image' in the JSON body")
+    return decode_base64(body["image"]), label, predicted
+
+
+def whole_number(args: MultiDict, name: str, default: int, low: int, high: int) -> int:
+    """A query parameter that must be a whole number in [low, high], given at most once."""
+    values = args.getlist(name)
+    if not values:
+        return default
+    if len(values) > 1:
+        raise RequestError(f"'{name}' is given {len(values)} times; give it once")
+    try:
+        number = int(values[0])
+    except ValueError:
+        raise RequestError(f"'{name}' must be a whole number, not {values[0]!r:.40}") from None
+    if not low <= number <= high:
+        raise RequestError(f"'{name}' must be between {low} and {high}, not {number}")
+    return number
