@@ -126,3 +126,14 @@ def augment(x: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor
     x = random_stroke_width(x, gen)
     x = random_affine(x, gen)
     return random_contrast(x, gen)
+
+
+def augment_gently(x: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
+    """Augmentation for people's corrections: pen and position only, hardly any pose.
+
+    A correction's shape is the lesson, and the writer's own variation is already in the set;
+    turned or sheared as far as `augment` goes, a continental 1 becomes an MNIST 7.
+    """
+    x = random_stroke_width(x, gen)
+    x = random_affine(x, gen, degrees=3.0, scale=(0.95, 1.05), aspect=0.05, shear=0.05, translate=1.5)
+    return random_contrast(x, gen)

@@ -33,6 +33,31 @@ STROKES: dict[int, list[list[tuple[float, float]]]] = {
 }
 
 
+# Conventions of other hands than the ones STROKES draws (and MNIST mostly holds).
+STYLES: dict[str, tuple[int, list[list[tuple[float, float]]]]] = {
+    # Continental Europe: a 1 with a long up-stroke (which a model raised on MNIST reads as 7)...
+    "continental 1": (1, [[(0.1, 0.38), (0.6, 0.04), (0.6, 0.96)]]),
+    # ...and so a 7 with a bar across, to keep the two apart.
+    "crossed 7": (7, [[(0.12, 0.06), (0.88, 0.06), (0.6, 0.5), (0.4, 0.97)], [(0.32, 0.52), (0.85, 0.5)]]),
+}
+
+
+def handwritten(strokes: list[list[tuple[float, float]]], rng: random.Random, canvas: int = 300) -> Image.Image:
+    """One person's hand: every rendering of the same strokes a little different in shape, size,
+    slant, tilt and pen, as a transparent-canvas RGBA image."""
+    size = rng.uniform(0.4, 0.73) * canvas
+    angle, shear = rng.uniform(-0.2, 0.2), rng.uniform(-0.15, 0.25)
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    out = []
+    for stroke in strokes:
+        unit = _smooth([(x + rng.gauss(0, 0.025), y + rng.gauss(0, 0.025)) for x, y in stroke]) - 0.5
+        unit[:, 0] -= shear * unit[:, 1]
+        unit = unit @ rotation.T + 0.5
+        out.append(np.column_stack([(canvas - 0.7 * size) / 2 + unit[:, 0] * 0.7 * size,
+                                    (canvas - size) / 2 + unit[:, 1] * size]))
+    return render(out, canvas=(canvas, canvas), brush=rng.uniform(0.027, 0.073) * canvas, supersample=2)
+
+
 def _smooth(points: list[tuple[float, float]], per_segment: int = 12) -> np.ndarray:
     """A Catmull-Rom curve through the points, as a canvas app's smoothing draws it."""
     p = np.array([points[0], *points, points[-1]], dtype=float)

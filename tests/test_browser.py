@@ -6,11 +6,15 @@ tests/drawing.py; screenshots land in tests/artifacts/.
 
 from __future__ import annotations
 
+import base64
+import io
 import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from tests.conftest import ROOT
 from tests.drawing import STROKES, _smooth, draw, encode
@@ -424,4 +428,108 @@ def test_inside_the_model_on_a_phone_and_for_a_digit_of_a_number(browser, server
     assert page.evaluate("document.documentElement.scrollWidth <= innerWidth"), "horizontal overflow"
     page.locator("#inside").scroll_into_view_if_needed()
     shot(page, "phone-inside-the-model")
+    assert page.problems == []
+
+
+def stored_corrections(server) -> list[dict]:
+    import requests
+
+    from tests.conftest import OPERATOR_TOKEN
+
+    response = requests.get(f"{server.url}/api/corrections?limit=500",
+                            headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"}, timeout=10)
+    return response.json()["corrections"]
+
+
+def expect_final(page, digit: int | str) -> None:
+    """The page says `digit` for the finished drawing, not a live answer while drawing: Inside the
+    model, which waits for the pen to lift, is showing."""
+    expect_digit(page, digit)
+    page.wait_for_function("() => document.querySelector('#inside').dataset.state === 'ready'", timeout=15_000)
+    expect_digit(page, digit)
+
+
+def thanked(page) -> None:
+    """The page thanked the person for a correction (and did not say it failed)."""
+    page.wait_for_function("() => /^(Thanks|The correction was not saved)/.test("
+                           "document.querySelector('#correct-status').textContent)")
+    assert page.locator("#correct-status").text_content().startswith("Thanks"), \
+        page.locator("#correct-status").text_content()
+
+
+def test_correct_a_wrong_digit_with_one_click(browser, server, request):
+    page = open_page(browser, server, request)
+    draw_with_mouse(page, 7)
+    expect_final(page, 7)
+    assert page.locator("#correct-question").text_content() == "Not a 7? It's a"
+    assert page.locator("#correct-digits button").nth(7).is_disabled()
+    preview = page.locator("#preview").get_attribute("src")
+    with page.expect_request("**/api/corrections") as sent:
+        page.locator("#correct-digits button").nth(1).click()
+    body = sent.value.post_data_json
+    assert (body["label"], body["predicted"]) == (1, 7)
+    assert body["image"].startswith("data:image/png;base64,")
+    thanked(page)
+    assert page.locator("#correct-digits button").nth(1).get_attribute("aria-pressed") == "true"
+    shot(page, "desktop-corrected")
+    # Stored: the image the model saw, with the label given and the answer it corrects.
+    newest = stored_corrections(server)[0]
+    assert (newest["label"], newest["predicted"]) == (1, 7)
+    stored, seen = (np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))), np.float32)
+                    for url in (newest["field"], preview))
+    assert np.abs(stored - seen).mean() < 0.03 * 255, "the field stored is the one the model saw"
+    # Drawing goes on: the next drawing is read while the thanks are still showing.
+    clear(page)
+    assert page.locator("#correct").is_hidden()
+    draw_with_mouse(page, 3)
+    expect_digit(page, 3)
+    assert page.problems == []
+
+
+def test_correct_with_a_digit_key_and_per_digit_of_a_number(browser, server, request):
+    page = open_page(browser, server, request)
+    draw_with_mouse(page, 2)
+    expect_final(page, 2)
+    with page.expect_request("**/api/corrections") as sent:
+        page.keyboard.press("5")
+    assert sent.value.post_data_json["label"] == 5
+    thanked(page)
+    # The digit the model said is no correction: nothing is sent.
+    page.keyboard.press("2")
+    page.wait_for_timeout(200)
+    assert page.locator("#correct-status").text_content().startswith("Thanks: saved as a 5")
+    clear(page)
+
+    set_brush(page, 10)
+    draw_number(page, "38", 0.3)
+    expect_final(page, "38")
+    page.locator("#chips button").nth(1).click()
+    assert page.locator("#correct-question").text_content() == "Digit 2 of 38: not an 8? It's a"
+    with page.expect_request("**/api/corrections") as sent:
+        page.locator("#correct-digits button").nth(9).click()
+    body = sent.value.post_data_json
+    assert (body["label"], body["predicted"]) == (9, 8)
+    # The part of the drawing around the 8, not the whole number.
+    image = Image.open(io.BytesIO(base64.b64decode(body["image"].split(",", 1)[1])))
+    board = page.evaluate("[document.querySelector('#canvas').width, document.querySelector('#canvas').height]")
+    assert image.width < board[0] / 2
+    thanked(page)
+    assert page.problems == []
+
+
+def test_a_refused_correction_says_why_and_drawing_goes_on(browser, server, request):
+    page = open_page(browser, server, request)
+    page.route("**/api/corrections", lambda route: route.fulfill(
+        status=429, content_type="application/json", headers={"Retry-After": "42"},
+        body='{"error": "too many corrections from this client: at most 30 a minute"}'))
+    draw_with_mouse(page, 4)
+    expect_digit(page, 4)
+    page.locator("#correct-digits button").nth(9).click()
+    page.wait_for_function("() => document.querySelector('#correct-status').dataset.state === 'error'")
+    assert "too many corrections" in page.locator("#correct-status").text_content()
+    assert page.locator("#correct-digits button").nth(9).get_attribute("aria-pressed") == "false"
+    clear(page)
+    draw_with_mouse(page, 6)
+    expect_digit(page, 6)
+    page.problems[:] = [p for p in page.problems if "429" not in p]  # the browser logs the refused request
     assert page.problems == []

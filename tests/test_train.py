@@ -67,3 +67,57 @@ def test_shipped_model_accuracy_on_mnist(mnist_dir):
                                for i in range(0, 10000, 1000)])
     accuracy = (predicted == labels.long()).float().mean().item()
     assert accuracy >= 0.995, f"shipped model scores {accuracy:.2%} on the MNIST test set"
+
+
+def corrections_export(tmp_path, count: int = 10) -> tuple[bytes, str]:
+    """An export made through the API, and the URL of the SQLite store it came from."""
+    import base64
+
+    from app import create_app
+    from tests.drawing import draw, encode
+
+    url = f"sqlite:///{tmp_path}/corrections.sqlite3"
+    client = create_app({"TESTING": True, "DATABASE_URL": url, "ADMIN_TOKEN": "t"}).test_client()
+    for n in range(count):
+        image = base64.b64encode(encode(draw(n % 10, angle=0.02 * n))).decode()
+        assert client.post("/api/corrections", json={"image": image, "label": (n + 1) % 10}).status_code == 201
+    export = client.get("/api/corrections/export?format=idx", headers={"Authorization": "Bearer t"})
+    return export.data, url
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("source", ["export", "database"])
+def test_finetune_on_corrections_end_to_end(tmp_path, mnist_dir, source):
+    data, url = corrections_export(tmp_path)
+    export = tmp_path / "corrections.zip"
+    export.write_bytes(data)
+    shipped = checkpoint.DEFAULT_WEIGHTS.read_bytes()
+    out = tmp_path / "finetuned.safetensors"
+    result = run_train(out, mnist_dir, "--finetune", str(checkpoint.DEFAULT_WEIGHTS),
+                       "--corrections", str(export) if source == "export" else url)
+    assert result.returncode == 0, result.stderr
+    assert "8 to learn from, 2 held out" in result.stdout
+    assert "MNIST test accuracy:" in result.stdout and "before" in result.stdout and "after" in result.stdout
+    assert "held-out corrections:" in result.stdout
+    net, meta = checkpoint.load(out)
+    assert meta["corrections"]["seen"] == 8 and meta["corrections"]["held_out"] == 2
+    assert meta["finetuned_from"]["weights_sha256"] == hashlib.sha256(shipped).hexdigest()
+    assert set(meta["corrections"]["before"]) == {"mnist_test_accuracy", "held_out_corrections_accuracy"}
+    assert url not in json.dumps(meta)  # a database URL may hold a password
+    assert checkpoint.DEFAULT_WEIGHTS.read_bytes() == shipped
+
+
+def test_finetune_needs_both_a_model_and_corrections(tmp_path):
+    for extra in (["--corrections", "x.npz"], ["--finetune", str(checkpoint.DEFAULT_WEIGHTS)]):
+        result = subprocess.run([sys.executable, "train.py", *extra], cwd=ROOT, capture_output=True, text=True,
+                                timeout=120)
+        assert result.returncode == 2 and "go together" in result.stderr
+
+
+def test_finetune_refuses_an_unreadable_export_in_one_line(tmp_path, mnist_dir):
+    bad = tmp_path / "corrections.npz"
+    bad.write_bytes(b"not a zip")
+    result = run_train(tmp_path / "out.safetensors", mnist_dir, "--finetune", str(checkpoint.DEFAULT_WEIGHTS),
+                       "--corrections", str(bad))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "not a readable corrections export" in result.stderr

@@ -21,6 +21,11 @@ export async function explain(image, { signal } = {}) {
   return post("/explain", image, signal);
 }
 
+// A correction: the 28x28 image the model saw (a data URL), the right digit, what the model said.
+export async function sendCorrection({ image, label, predicted }) {
+  return post("/api/corrections", { image, label, predicted });
+}
+
 async function post(path, input, signal) {
   const isImage = input instanceof Blob;
   let response;

@@ -4,6 +4,7 @@ import { Board } from "./board.js";
 import { predictNumber } from "./api.js";
 import { ResultView } from "./results.js";
 import { InsideView } from "./inside.js";
+import { CorrectionView } from "./correct.js";
 import { renderModelPanel } from "./model-panel.js";
 
 const $ = (id) => document.getElementById(id);
@@ -14,6 +15,7 @@ const EXPORT_HEIGHT = 280; // pixels of the picture sent: a canvas export the si
 const board = new Board($("canvas"), { brush: Number($("brush").value) });
 const view = new ResultView();
 const inside = new InsideView();
+const correction = new CorrectionView(digitImage);
 const boardEl = $("drop-zone");
 const uploadPreview = $("upload-preview");
 $("origin").textContent = window.location.origin;
@@ -42,11 +44,18 @@ function currentInput() {
 let settled = true;
 
 async function lookInside(result, i) {
-  const digit = result.digits[i];
   const many = result.digits.length > 1;
   const label = many ? `digit ${i + 1} of ${result.number}` : "your drawing";
+  inside.show(await digitImage(result, i), { label });
+}
+
+// The picture of the i-th digit the model read: an uploaded file as it was sent, the board's
+// drawing, or for a digit of a number the part of either around it.
+async function digitImage(result, i) {
+  const many = result.digits.length > 1;
+  if (!many && source instanceof Blob) return source;
   const image = source instanceof Blob ? await createImageBitmap(source) : board.toCanvas(EXPORT_HEIGHT);
-  inside.show(await cropToBlob(image, many ? digit.box : null), { label });
+  return cropToBlob(image, many ? result.digits[i].box : null);
 }
 
 // The image, or the part of it in `box` ([x, y, width, height]) with a margin, as a PNG.
@@ -70,6 +79,7 @@ async function refresh() {
     view.clearError();
     view.empty();
     inside.clear();
+    correction.clear();
     return;
   }
   if (shown === 0 || view.root.dataset.state !== "ready") view.loading();
@@ -80,10 +90,12 @@ async function refresh() {
     retries = 0;
     view.clearError();
     view.show(result);
+    correction.show(result, view.selected);
     if (explainAfter) lookInside(result, view.selected);
   } catch (err) {
     if (id < shown) return;
     shown = id;
+    correction.clear();
     if (err.status === 422 && /no digit/i.test(err.message)) {
       view.clearError();
       view.noDigit();
@@ -126,7 +138,10 @@ board.addEventListener("change", () => {
   settled = true;
   refresh();
 });
-view.onselect = (result, i) => lookInside(result, i);
+view.onselect = (result, i) => {
+  correction.show(result, i);
+  lookInside(result, i);
+};
 
 // --- tools
 
@@ -149,6 +164,8 @@ document.addEventListener("keydown", (e) => {
     board.undo();
   } else if (e.key === "Escape" || e.key === "Delete") {
     clearAll();
+  } else if (/^[0-9]$/.test(e.key) && !e.ctrlKey && !e.metaKey && !e.altKey) {
+    if (correction.key(Number(e.key))) e.preventDefault();
   }
 });
 
