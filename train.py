@@ -266,7 +266,9 @@ metadata = {
         "seconds": round(time.perf_counter() - started, 1),
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
         "threads": torch.get_num_threads(),
-        "hyperparameters": {k: v for k, v in vars(args).items() if k not in ("out", "data_dir", "device", "threads", "finetune", "corrections")},
+        # Paths are not hyperparameters, and a database URL may hold a password.
+        "hyperparameters": {k: v for k, v in vars(args).items()
+                            if k not in ("out", "data_dir", "device", "threads", "finetune", "corrections")},
     },
     "data_md5": {f.name: f.md5 for split in mnist.FILES.values() for f in split},
     "torch_version": torch.__version__,
@@ -285,4 +287,5 @@ if args.finetune:
     for name, key in (("MNIST test accuracy", "mnist_test_accuracy"),
                       ("held-out corrections", "held_out_corrections_accuracy")):
         if before[key] is not None:
-            print(f"{name}: {before[key]:.2%} before, {after[key]:.2%} after ({100 * (after[key] - before[key]):+.2f} points)")
+            change = 100 * (after[key] - before[key])
+            print(f"{name}: {before[key]:.2%} before, {after[key]:.2%} after ({change:+.2f} points)")

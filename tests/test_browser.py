@@ -533,3 +533,40 @@ def test_a_refused_correction_says_why_and_drawing_goes_on(browser, server, requ
     expect_digit(page, 6)
     page.problems[:] = [p for p in page.problems if "429" not in p]  # the browser logs the refused request
     assert page.problems == []
+
+
+def test_operator_reviews_and_deletes_corrections(browser, server, request):
+    import requests
+
+    from tests.conftest import OPERATOR_TOKEN
+
+    posted = requests.post(f"{server.url}/api/corrections", json={
+        "image": base64.b64encode(encode(draw(4, canvas=(200, 200), angle=0.31))).decode(), "label": 9,
+        "predicted": 4}, timeout=10).json()
+    ctx = browser.new_context(**DESKTOP)
+    request.addfinalizer(ctx.close)
+    page = ctx.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.goto(f"{server.url}/admin/corrections")
+    page.wait_for_selector("body[data-ready='true']")
+    page.locator("#token").fill("not the token")
+    page.locator("#login button").click()
+    page.wait_for_function("() => /not accepted/.test(document.querySelector('#review-status').textContent)")
+    assert page.locator("#corrections li").count() == 0
+    page.locator("#token").fill(OPERATOR_TOKEN)
+    page.locator("#login button").click()
+    card = page.locator("#corrections li").filter(has_text=f"#{posted['id']} ")
+    card.wait_for()
+    assert "Label 9 · model said 4" in card.text_content()
+    assert card.locator("img").get_attribute("src").startswith("data:image/png;base64,")
+    shot(page, "desktop-review")
+    card.get_by_role("button", name=f"Delete correction {posted['id']}").click()
+    page.wait_for_function("id => /Deleted correction/.test(document.querySelector('#review-status').textContent)",
+                           arg=posted["id"])
+    ids = [c["id"] for c in stored_corrections(server)]
+    assert posted["id"] not in ids
+    with page.expect_download() as download:
+        page.locator("#export-npz").click()
+    assert download.value.suggested_filename == "digitpad-corrections.npz"
+    assert problems == []

@@ -67,13 +67,13 @@ def submit():
 
 
 def _described(row: Correction) -> dict:
+    created = row.created_at.replace(tzinfo=row.created_at.tzinfo or timezone.utc)  # SQLite's are naive, in UTC
     return {
         "id": row.id,
         "label": row.label,
         "predicted": row.predicted,
         "model_version": row.model_version,
-        # SQLite hands back naive times; they were written in UTC.
-        "created_at": row.created_at.replace(tzinfo=row.created_at.tzinfo or timezone.utc).isoformat(timespec="seconds"),
+        "created_at": created.isoformat(timespec="seconds"),
         "field": data_url(to_png(row.image())),
     }
 

@@ -22,8 +22,9 @@ LATENCY = Histogram("digitpad_request_duration_seconds", "Time to answer a reque
 PREDICTIONS = Counter("digitpad_predictions_total", "Digits predicted", ["digit"])
 ERRORS = Counter("digitpad_errors_total", "Errors returned, whole requests and batch items, by kind", ["kind"])
 
-ERROR_KINDS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large",
-               415: "unsupported_media_type", 422: "no_digit"}
+ERROR_KINDS = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
+               413: "too_large", 415: "unsupported_media_type", 422: "no_digit", 429: "rate_limited",
+               503: "unavailable", 507: "store_full"}
 
 bp = Blueprint("observability", __name__)
 log = logging.getLogger("digitpad.requests")

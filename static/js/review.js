@@ -29,7 +29,7 @@ function card(c) {
   img.width = img.height = 56;
   img.alt = `Correction ${c.id}: a ${c.label}`;
   const text = document.createElement("p");
-  text.textContent = `${c.label}` + (c.predicted === null ? "" : ` (model said ${c.predicted})`);
+  text.textContent = `Label ${c.label}` + (c.predicted === null ? "" : ` · model said ${c.predicted}`);
   const when = document.createElement("small");
   when.textContent = `#${c.id} · ${c.created_at.replace("T", " ").slice(0, 16)} · model ${c.model_version}`;
   const remove = document.createElement("button");
