@@ -8,12 +8,14 @@ committed before its id is handed out, so a worker killed after answering loses 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import numpy as np
 from sqlalchemy import (CheckConstraint, DateTime, Engine, LargeBinary, SmallInteger, String, UniqueConstraint,
                         create_engine, delete, event, func, select, text)
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, deferred, mapped_column
 
@@ -88,6 +90,8 @@ class Store:
     """Corrections in the database at `url`; with `create`, the schema is made or checked first."""
 
     def __init__(self, url: str, *, create: bool = True, max_corrections: int | None = None) -> None:
+        # postgresql:// means psycopg 2 to SQLAlchemy; digitpad ships psycopg 3.
+        url = re.sub(r"^postgres(ql)?://", "postgresql+psycopg://", url)
         try:
             self.engine = create_engine(url, pool_pre_ping=True)
         except (ArgumentError, ImportError) as exc:
@@ -115,8 +119,9 @@ class Store:
                     raise StoreError(f"the corrections database has schema version {version}, newer than this "
                                      f"digitpad's {SCHEMA_VERSION}: upgrade digitpad")
         except SQLAlchemyError as exc:
+            reason = " ".join(str(getattr(exc, "orig", None) or exc).split())  # one line
             raise StoreError(f"cannot open the corrections database {_safe(str(self.engine.url))}: "
-                             f"{exc.__class__.__name__}: {exc.orig if hasattr(exc, 'orig') else exc}") from None
+                             f"{exc.__class__.__name__}: {reason}") from None
 
     def add(self, field: np.ndarray, label: int, predicted: int | None, model_version: str,
             original: bytes | None = None) -> Saved:
@@ -172,8 +177,6 @@ class Store:
 def _safe(url: str) -> str:
     """The URL without its password, for messages and logs."""
     try:
-        from sqlalchemy.engine import make_url
-
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
         return "(unparseable URL)"
