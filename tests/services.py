@@ -56,9 +56,8 @@ class Postgres:
         self.port = free_port()
         data = os.path.join(self.dir, "data")
         self._run("initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync")
-        self._run("pg_ctl", "-D", data, "-l", os.path.join(self.dir, "log"), "-w", "-t", "60", "-o",
-                  f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c max_connections=200", "start")
         self.data = data
+        self.resume()
 
     def _run(self, program: str, *args: str) -> None:
         command = [os.path.join(self.bin, program), *args]
@@ -67,6 +66,14 @@ class Postgres:
         done = subprocess.run(command, capture_output=True, text=True, timeout=120)
         if done.returncode:
             raise Unavailable(f"{program} failed: {done.stderr.strip() or done.stdout.strip()}")
+
+    def halt(self) -> None:
+        """Stop the server, keeping its data: an outage."""
+        self._run("pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        self._run("pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "log"), "-w", "-t", "60", "-o",
+                  f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c max_connections=200", "start")
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
@@ -82,6 +89,8 @@ class Postgres:
     def stop(self) -> None:
         try:
             self._run("pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop")
+        except Unavailable:  # already stopped
+            pass
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
 

@@ -333,3 +333,28 @@ def test_rate_limit_is_shared_through_redis(tmp_path, redis_url):
     finally:
         first.stop()
         second.stop()
+
+
+@pytest.mark.slow
+def test_a_database_that_goes_away_gives_503_then_recovers():
+    from tests.services import Postgres
+
+    cluster = Postgres()  # its own: this test stops it
+    try:
+        server = serve(cluster.create_database("digitpad_outage"))
+        try:
+            body = {"image": drawing(3), "label": 8}
+            assert requests.post(f"{server.url}/api/corrections", json=body).status_code == 201
+            cluster.halt()
+            down = requests.post(f"{server.url}/api/corrections", json={"image": drawing(4), "label": 9})
+            assert down.status_code == 503 and int(down.headers["Retry-After"]) > 0
+            assert "unavailable" in down.json()["error"]
+            assert requests.post(f"{server.url}/predict", json={"image": drawing(4)}).status_code == 200
+            cluster.resume()
+            again = requests.post(f"{server.url}/api/corrections", json={"image": drawing(4), "label": 9})
+            assert again.status_code == 201
+        finally:
+            log = server.stop()
+        assert "Traceback" not in log
+    finally:
+        cluster.stop()
