@@ -358,3 +358,21 @@ def test_a_database_that_goes_away_gives_503_then_recovers():
         assert "Traceback" not in log
     finally:
         cluster.stop()
+
+
+@pytest.mark.slow
+def test_without_its_redis_the_limit_falls_back_to_each_worker(tmp_path):
+    from tests.services import Redis
+
+    redis = Redis()
+    server = serve(f"sqlite:///{tmp_path}/corrections.sqlite3", DIGITPAD_RATELIMIT_STORAGE_URI=redis.url,
+                   DIGITPAD_CORRECTIONS_PER_MINUTE="3")
+    try:
+        assert requests.post(f"{server.url}/api/corrections", json={"image": drawing(1), "label": 1}).status_code == 201
+        redis.stop()
+        statuses = [requests.post(f"{server.url}/api/corrections", json={"image": drawing(n), "label": n}).status_code
+                    for n in range(2, 10)]
+        assert 201 in statuses and 429 in statuses and set(statuses) <= {201, 429}, statuses
+    finally:
+        log = server.stop()
+    assert "Traceback" not in log

@@ -115,14 +115,18 @@ def full(exc: StoreFullError):
 
 @bp.errorhandler(SQLAlchemyError)
 def unavailable(exc: SQLAlchemyError):
-    current_app.logger.error("corrections store unavailable: %s", exc)
+    # The driver's own words, not SQLAlchemy's, which carry the statement and its parameters (images).
+    reason = " ".join(str(getattr(exc, "orig", None) or type(exc).__name__).split())
+    current_app.logger.error("corrections store unavailable: %s", reason)
     return json_error("the corrections store is unavailable right now; try again shortly", 503, {"Retry-After": "30"})
 
 
 def register(app: Flask) -> None:
     """The corrections endpoints, with their rate limit (shared through Redis when configured)."""
+    # If Redis goes away, each worker counts on its own until it is back, rather than refusing everyone.
     limiter = Limiter(client_key, app=app, storage_uri=app.config["RATELIMIT_STORAGE_URI"],
-                      strategy="moving-window", headers_enabled=True, key_prefix="digitpad")
+                      strategy="moving-window", headers_enabled=True, key_prefix="digitpad",
+                      swallow_errors=True, in_memory_fallback_enabled=True)
     per_minute = app.config["CORRECTIONS_PER_MINUTE"]
     limiter.limit(f"{per_minute}/minute", methods=["POST"],
                   error_message=f"too many corrections from this client: at most {per_minute} a minute")(bp)
