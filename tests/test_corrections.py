@@ -376,3 +376,19 @@ def test_without_its_redis_the_limit_falls_back_to_each_worker(tmp_path):
     finally:
         log = server.stop()
     assert "Traceback" not in log
+
+
+def test_a_database_made_by_a_newer_digitpad_is_refused(tmp_path):
+    from sqlalchemy import create_engine, text
+
+    from app.core.store import SCHEMA_VERSION, Store, StoreError
+
+    url = f"sqlite:///{tmp_path}/corrections.sqlite3"
+    Store(url).close()  # made on first start
+    Store(url).close()  # and opened as it is on the next
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE digitpad_schema SET version = :v"), {"v": SCHEMA_VERSION + 1})
+    engine.dispose()
+    with pytest.raises(StoreError, match="newer than this digitpad"):
+        Store(url)
