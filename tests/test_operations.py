@@ -104,8 +104,10 @@ def test_worker_killed_mid_load_is_replaced_and_only_its_request_fails(fresh_ser
             break
         time.sleep(0.1)
     assert len(fresh_server.worker_pids()) == 2 and victim not in fresh_server.worker_pids()
+    # Every answer is counted; the killed request is too if the worker died after counting it,
+    # between the metrics and the socket.
     answered = metric(fresh_server, "digitpad_requests_total", endpoint="/predict")
-    assert answered == len(results) - len(failures)
+    assert len(results) - len(failures) <= answered <= len(results)
 
 
 def test_metrics_count_every_request_across_workers(fresh_server):
