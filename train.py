@@ -275,7 +275,7 @@ metadata = {
     "git_commit": git_commit(),
 }
 if args.finetune:
-    after = {"mnist_test_accuracy": result["accuracy"], "held_out_corrections_accuracy": held_out_accuracy()}
+    after = {"mnist_test_accuracy": result["accuracy"], "held_out_corrections_accuracy": held}
     metadata["finetuned_from"] = {"file": Path(args.finetune).name, "version": base.get("version"),
                                   "weights_sha256": base.get("weights_sha256")}
     metadata["corrections"] = {"source": "database" if "://" in args.corrections else Path(args.corrections).name,

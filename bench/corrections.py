@@ -69,8 +69,11 @@ def writer(style: str, count: int, seed: int) -> list[tuple[bytes, str]]:
             for n in range(count)]
 
 
-def accuracy(weights: Path, fields: np.ndarray, digit: int) -> float:
-    return float(np.mean(Classifier(weights, "cpu").probabilities(fields).argmax(1) == digit))
+def accuracies(weights: Path, fields: dict[str, np.ndarray]) -> dict[str, float]:
+    """Each style's share of held-out drawings read as its digit, by the model in `weights`."""
+    classifier = Classifier(weights, "cpu")
+    return {style: float(np.mean(classifier.probabilities(f).argmax(1) == STYLES[style][0]))
+            for style, f in fields.items()}
 
 
 def main() -> None:
@@ -87,8 +90,7 @@ def main() -> None:
     held_fields = {style: np.stack([preprocess(data) for data, _ in drawings]) for style, drawings in held_out.items()}
     shipped = checkpoint.DEFAULT_WEIGHTS
     base_mnist = json.loads(checkpoint.metadata_path(shipped).read_text())["test_accuracy"]
-    rows = [("shipped model", 0, {s: accuracy(shipped, f, STYLES[s][0]) for s, f in held_fields.items()},
-             base_mnist, None)]
+    rows = [("shipped model", 0, accuracies(shipped, held_fields), base_mnist, None)]
     posting: dict[str, list[float]] = defaultdict(list)
 
     work = Path(tempfile.mkdtemp(prefix="digitpad-bench-corrections-"))
@@ -127,7 +129,7 @@ def main() -> None:
         seconds = time.perf_counter() - started
         meta = json.loads(checkpoint.metadata_path(weights).read_text())
         rows.append((f"after {size} corrections", meta["corrections"]["seen"],
-                     {s: accuracy(weights, f, STYLES[s][0]) for s, f in held_fields.items()},
+                     accuracies(weights, held_fields),
                      meta["test_accuracy"], seconds))
 
     print(f"\nThe writer's held-out drawings: {args.held_out} per style, as {', '.join(KINDS)} in turn; "

@@ -120,7 +120,7 @@ class Store:
                                      f"digitpad's {SCHEMA_VERSION}: upgrade digitpad")
         except SQLAlchemyError as exc:
             reason = " ".join(str(getattr(exc, "orig", None) or exc).split())  # one line
-            raise StoreError(f"cannot open the corrections database {_safe(str(self.engine.url))}: "
+            raise StoreError(f"cannot open the corrections database {self.engine.url.render_as_string()}: "
                              f"{exc.__class__.__name__}: {reason}") from None
 
     def add(self, field: np.ndarray, label: int, predicted: int | None, model_version: str,
@@ -149,13 +149,9 @@ class Store:
     def _count(session: Session) -> int:
         return session.scalar(select(func.count()).select_from(Correction))
 
-    def count(self) -> int:
-        with Session(self.engine) as session:
-            return self._count(session)
-
     def page(self, limit: int, offset: int) -> tuple[int, list[Correction]]:
         """The total, and `limit` corrections from `offset`, newest first (for review)."""
-        with Session(self.engine, expire_on_commit=False) as session:
+        with Session(self.engine) as session:
             rows = session.scalars(select(Correction).order_by(Correction.id.desc()).limit(limit).offset(offset))
             return self._count(session), list(rows)
 

@@ -131,4 +131,3 @@ def register(app: Flask) -> None:
     limiter.limit(f"{per_minute}/minute", methods=["POST"],
                   error_message=f"too many corrections from this client: at most {per_minute} a minute")(bp)
     app.register_blueprint(bp)
-    app.extensions["digitpad.limiter"] = limiter
