@@ -166,6 +166,32 @@ def test_truncated_image_is_a_400():
     assert info.value.status == 400
 
 
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "LA", "P", "I;16"])
+def test_pngs_read_the_same_whichever_library_decodes_them(mode, monkeypatch):
+    """libspng decodes the common PNGs where it is installed; Pillow decodes every PNG elsewhere.
+    Both must give preprocessing the same pixels."""
+    from app.core import preprocess as module
+
+    paper = None if "A" in mode else (250, 240, 200, 255)  # 700 px: the decoded picture is scaled down
+    drawn = draw(3, canvas=(700, 300), paper=paper, ink=(20, 40, 160, 255))
+    if mode == "I;16":
+        image = Image.fromarray(np.asarray(drawn.convert("L"), np.uint16) * 257)
+    else:
+        image = drawn.convert(mode)
+    data = encode(image)
+    fast = decode(data)
+    monkeypatch.setattr(module, "pyspng", None)
+    slow = decode(data)
+    assert fast.size == slow.size == (700, 300)
+    np.testing.assert_array_equal(fast.colour, slow.colour)
+    assert (fast.alpha is None) == (slow.alpha is None)
+    if fast.alpha is not None:
+        np.testing.assert_array_equal(fast.alpha, slow.alpha)
+    with pytest.raises(ImageError) as info:
+        decode(data[: len(data) // 2])
+    assert info.value.status == 400
+
+
 def test_too_many_pixels_is_refused_before_decoding():
     data = encode(Image.new("L", (5000, 5000), 255))
     with pytest.raises(ImageError) as info:
