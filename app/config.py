@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from model.checkpoint import DEFAULT_WEIGHTS, SEGMENTS_WEIGHTS
+from model.checkpoint import DEFAULT_WEIGHTS, LINES_WEIGHTS, SEGMENTS_WEIGHTS
 
 
 def _int(name: str, default: int) -> int:
@@ -21,6 +21,7 @@ def from_environment() -> dict[str, Any]:
     return {
         "MODEL_PATH": os.environ.get("DIGITPAD_MODEL") or str(DEFAULT_WEIGHTS),
         "SEGMENTS_MODEL_PATH": os.environ.get("DIGITPAD_SEGMENTS_MODEL") or str(SEGMENTS_WEIGHTS),
+        "LINES_MODEL_PATH": os.environ.get("DIGITPAD_LINES_MODEL") or str(LINES_WEIGHTS),
         "DEVICE": os.environ.get("DIGITPAD_DEVICE", "auto"),
         "TORCH_THREADS": _int("DIGITPAD_TORCH_THREADS", 1),
         "MAX_CONTENT_LENGTH": _int("DIGITPAD_MAX_CONTENT_LENGTH", 16 * 1024 * 1024),

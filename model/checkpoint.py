@@ -18,10 +18,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from model.net import DigitNet
+from model.net import DigitNet, LineNet
 
 DEFAULT_WEIGHTS = Path(__file__).with_name("digitpad.safetensors")
 SEGMENTS_WEIGHTS = Path(__file__).with_name("segments.safetensors")  # the segment reader, for numbers
+LINES_WEIGHTS = Path(__file__).with_name("lines.safetensors")  # the line reader, for numbers
+ARCHITECTURES = {"DigitNet": DigitNet, "LineNet": LineNet}
 FORMAT = "digitpad/1"
 
 
@@ -44,7 +46,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
     os.replace(tmp.name, path)
 
 
-def save(net: DigitNet, metadata: dict[str, Any], weights: Path = DEFAULT_WEIGHTS) -> dict[str, Any]:
+def save(net: DigitNet | LineNet, metadata: dict[str, Any], weights: Path = DEFAULT_WEIGHTS) -> dict[str, Any]:
     """Write weights, then the metadata that vouches for them; returns the metadata written."""
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     blob = save_safetensors(state)
@@ -61,7 +63,8 @@ def save(net: DigitNet, metadata: dict[str, Any], weights: Path = DEFAULT_WEIGHT
     return metadata
 
 
-def load(weights: Path = DEFAULT_WEIGHTS, device: str | torch.device = "cpu") -> tuple[DigitNet, dict[str, Any]]:
+def load(weights: Path = DEFAULT_WEIGHTS,
+         device: str | torch.device = "cpu") -> tuple[DigitNet | LineNet, dict[str, Any]]:
     """The network in eval mode on `device`, and its metadata; ModelError if anything is off."""
     weights = Path(weights)
     meta_file = metadata_path(weights)
@@ -79,7 +82,8 @@ def load(weights: Path = DEFAULT_WEIGHTS, device: str | torch.device = "cpu") ->
                          "the weights were modified or belong to another model")
     try:
         architecture = metadata["architecture"]
-        net = DigitNet(tuple(architecture["channels"]), int(architecture.get("classes", 10)))
+        kind = ARCHITECTURES[architecture.get("name", "DigitNet")]
+        net = kind(tuple(architecture["channels"]), int(architecture.get("classes", 10)))
         net.load_state_dict(load_safetensors(blob), strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError) as exc:
         raise ModelError(f"{weights} does not fit the architecture in {meta_file.name}: {exc}") from exc

@@ -1,5 +1,5 @@
 """Lines of handwritten digits side by side, and the pieces segmentation cuts out of them: the
-training data of the segment reader (train_segments.py).
+training data of the segment reader (train_segments.py) and of the line reader (train_lines.py).
 
 Two or three MNIST digits are set on one line at the size digits have in a drawing, mostly
 touching or overlapping, some apart, at slightly different sizes and heights. The line is cut
@@ -13,7 +13,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from app.core.preprocess import INK_THRESHOLD, NoDigitError, to_mnist
+from app.core.preprocess import INK_THRESHOLD, NoDigitError, to_line, to_mnist
 from app.core.segment import cuts
 
 JUNK = 10
@@ -26,27 +26,38 @@ def compose(digits: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, n
     """(k, 28, 28) digits in [0, 1] on one line, left to right: the line's ink map (H, W) and,
     for every pixel, which digit's ink it is (-1: none)."""
     height = int(rng.integers(40, 90))
-    placed = []
-    x = right = int(rng.integers(4, 12))
+    scaled_digits = []
     for digit in digits:
         rows, cols = np.flatnonzero(digit.max(1) > 0.05), np.flatnonzero(digit.max(0) > 0.05)
         crop = digit[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
         h = height * rng.uniform(0.85, 1.15)
         w = max(2, round(crop.shape[1] * h / crop.shape[0]))
-        scaled = np.clip(cv2.resize(crop, (w, max(2, round(h))), interpolation=cv2.INTER_LINEAR), 0, 1)
-        y = int(round(height * 0.1 + (height * 1.15 - scaled.shape[0]) + rng.normal(0, 0.04) * height))
-        if placed:  # mostly touching or overlapping, where segmentation has work to do
-            x += int(round(rng.choice([rng.uniform(-0.3, 0.0), rng.uniform(0.0, 0.15)], p=[0.75, 0.25]) * height))
+        scaled_digits.append(np.clip(cv2.resize(crop, (w, max(2, round(h))), interpolation=cv2.INTER_LINEAR), 0, 1))
+    line_height = int(height * 1.5) + 8
+    coverage = np.zeros((len(digits), line_height, sum(d.shape[1] for d in scaled_digits) + 2 * height + 24),
+                        np.float32)
+    x = right = int(rng.integers(4, 12))
+    for n, scaled in enumerate(scaled_digits):
+        y = max(0, int(round(height * 0.1 + (height * 1.15 - scaled.shape[0]) + rng.normal(0, 0.04) * height)))
+        h, w = min(scaled.shape[0], line_height - y), scaled.shape[1]
+        if n:  # mostly touching or overlapping, where segmentation has work to do
+            how = rng.choice(3, p=[0.5, 0.3, 0.2])
+            if how == 0:  # slid in until the ink meets the line's, as a hand writing close does
+                drawn = coverage[:n].max(0) > INK_THRESHOLD
+                ink = scaled[:h] > INK_THRESHOLD
+                start = x + int(0.3 * height)
+                x = max(0, start - int(0.9 * height))
+                for left in range(start, x, -1):
+                    if (drawn[y:y + h, left:left + w] & ink).any():
+                        x = left
+                        break
+            else:
+                x += int(round((rng.uniform(-0.3, 0.0) if how == 1 else rng.uniform(0.0, 0.15)) * height))
         x = max(0, x)
-        placed.append((max(0, y), x, scaled))
-        x += scaled.shape[1]
-        right = max(right, x)
-    line = np.zeros((int(height * 1.5) + 8, right + 8), np.float32)
-    coverage = np.zeros((len(placed), *line.shape), np.float32)
-    for n, (y, x, scaled) in enumerate(placed):
-        h, w = scaled.shape
-        h = min(h, line.shape[0] - y)
         coverage[n, y:y + h, x:x + w] = scaled[:h]
+        x += w
+        right = max(right, x)
+    coverage = coverage[:, :, :right + 8]
     line = coverage.max(0)
     owner = np.where(line > INK_THRESHOLD, coverage.argmax(0), -1)
     rows, cols = np.flatnonzero(line.max(1) > INK_THRESHOLD), np.flatnonzero(line.max(0) > INK_THRESHOLD)
@@ -83,3 +94,9 @@ def examples(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -
             continue
         targets.append(target)
     return fields, targets
+
+
+def line(digits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One line of `digits` as the line reader sees it: (28, W) through the one preprocessing path."""
+    ink, _ = compose(digits, rng)
+    return to_line(ink)

@@ -43,3 +43,33 @@ class DigitNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = (x - self.mean) / self.std
         return self.classifier(self.features(x).flatten(1))
+
+
+class LineNet(nn.Module):
+    """A line of digits, 28 px high and any width (white ink on black, values in [0, 1]) ->
+    logits over "no digit here" (CTC's blank) and the ten digits, for every 4 px of its width.
+
+    Read with CTC, it needs no cuts: it weighs how well a whole reading ("17", "157") fits the
+    ink, which is what a cutter alone cannot tell when digits run into each other. Convolutions
+    pool the height away (28 -> 3 px); two 1-D convolutions along the width see about two digits.
+    """
+
+    def __init__(self, channels: tuple[int, ...] = (16, 32, 64, 64), classes: int = 11) -> None:
+        super().__init__()
+        c1, c2, c3, c4 = channels
+        self.channels = tuple(channels)
+        self.classes = classes
+        self.register_buffer("mean", torch.tensor(MNIST_MEAN), persistent=False)
+        self.register_buffer("std", torch.tensor(MNIST_STD), persistent=False)
+        self.features = nn.Sequential(
+            *_conv_bn_relu(1, c1), nn.MaxPool2d(2),
+            *_conv_bn_relu(c1, c2), nn.MaxPool2d(2),
+            *_conv_bn_relu(c2, c3), *_conv_bn_relu(c3, c4), nn.MaxPool2d((2, 1)),
+        )
+        self.sequence = nn.Sequential(nn.Conv1d(c4 * 3, 128, 5, padding=2), nn.ReLU(inplace=True),
+                                      nn.Conv1d(128, classes, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 1, 28, W) -> (N, classes, W // 4)."""
+        features = self.features((x - self.mean) / self.std)
+        return self.sequence(features.flatten(1, 2))

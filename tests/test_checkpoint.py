@@ -8,7 +8,7 @@ import torch
 
 from model import checkpoint
 from model.checkpoint import ModelError
-from model.net import DigitNet
+from model.net import DigitNet, LineNet
 
 
 @pytest.fixture()
@@ -62,6 +62,25 @@ def test_weights_for_another_architecture_are_refused(saved):
     meta = json.loads(meta_path.read_text())
     meta["architecture"]["channels"] = [8, 8, 8, 8, 8]
     meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="does not fit the architecture"):
+        checkpoint.load(path)
+
+
+def test_a_line_reader_round_trips_and_a_digit_model_is_not_taken_for_one(tmp_path):
+    torch.manual_seed(0)
+    net = LineNet().eval()
+    path = tmp_path / "lines.safetensors"
+    checkpoint.save(net, {"name": "lines", "version": "1"}, path)
+    loaded, meta = checkpoint.load(path)
+    x = torch.rand(2, 1, 28, 100)
+    assert isinstance(loaded, LineNet) and loaded(x).shape == (2, 11, 25)
+    torch.testing.assert_close(loaded(x), net(x))
+    meta["architecture"]["name"] = "DigitNet"  # a line reader's weights under a digit model's name
+    path.with_suffix(".json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="does not fit the architecture"):
+        checkpoint.load(path)
+    meta["architecture"]["name"] = "SomethingElse"
+    path.with_suffix(".json").write_text(json.dumps(meta))
     with pytest.raises(ModelError, match="does not fit the architecture"):
         checkpoint.load(path)
 

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from app.core import segment
-from app.core.preprocess import NoDigitError, decode, ink
+from app.core.preprocess import NoDigitError, decode, ink, to_line
 from tests.drawing import encode, number, render
 
 WHITE = (255, 255, 255, 255)
@@ -66,6 +66,25 @@ def touching(digits: str) -> bytes:
 @pytest.mark.parametrize("digits", ["23", "47", "56", "2026", "314"])
 def test_touching_digits_are_cut_apart(reader, digits):
     assert read(touching(digits), reader) == digits
+
+
+@pytest.mark.parametrize("digits", ["2026", "56", "3579", "4812", "71"])
+def test_overlapping_digits_are_read(reader, digits):
+    """Boxes overlapping by 15% of a digit's height: strokes cross, and only reading the whole
+    group (the line reader) tells which of the ways to cut it is right."""
+    assert read(picture(digits, gap=-0.15, brush=11), reader) == digits
+
+
+@pytest.mark.parametrize("digits", ["23", "47", "56", "314"])
+def test_the_line_reader_finds_the_true_reading_likeliest(reader, digits):
+    """Of readings that differ by a digit, a digit too many or too few, the line reader gives the
+    drawing's own the highest likelihood: it is what picks among the ways a group can be cut."""
+    line = to_line(ink(decode(touching(digits))))
+    wrong = {digits[:-1], digits[1:], digits + digits[-1], digits[0] + digits, "".join(sorted(digits)) + "1",
+             str((int(digits[0]) + 1) % 10) + digits[1:], digits[:-1] + str((int(digits[-1]) + 5) % 10)} - {digits}
+    candidates = [digits, *sorted(wrong)]
+    scores = reader.readings(line, candidates)
+    assert candidates[int(np.argmax(scores))] == digits, dict(zip(candidates, scores.round(1)))
 
 
 def test_a_digit_of_several_strokes_is_one_digit(reader):

@@ -34,6 +34,29 @@ def test_quick_run_writes_a_model_that_loads_and_is_deterministic(tmp_path, mnis
     assert hashlib.sha256(first.read_bytes()).digest() == hashlib.sha256(second.read_bytes()).digest()
 
 
+@pytest.mark.slow
+def test_line_reader_quick_run_writes_a_model_the_service_reads_with(tmp_path, mnist_dir):
+    from app.core.classifier import LineReader
+
+    out = tmp_path / "lines.safetensors"
+    result = subprocess.run([sys.executable, "train_lines.py", "--data-dir", str(mnist_dir), "--lines", "256",
+                             "--epochs", "1", "--threads", "1", "--out", str(out)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    meta = json.loads(checkpoint.metadata_path(out).read_text())
+    assert meta["architecture"]["name"] == "LineNet" and meta["train_lines"] == 256
+    assert 0 <= meta["test"]["line_accuracy"] <= 1 and len(meta["history"]) == 1
+    scores = LineReader(out, "cpu").log_likelihoods(torch.rand(28, 120).numpy(), ["1", "42", "9" * 40])
+    assert scores.shape == (3,) and scores[2] == float("-inf")  # 40 digits cannot fit 30 steps
+
+
+def test_shipped_line_reader_files():
+    meta = json.loads(checkpoint.metadata_path(checkpoint.LINES_WEIGHTS).read_text())
+    assert meta["architecture"]["name"] == "LineNet" and meta["classes"][0] == "blank"
+    assert meta["test"]["line_accuracy"] >= 0.85
+    assert checkpoint.LINES_WEIGHTS.stat().st_size < 2_000_000
+
+
 def test_offline_without_data_fails_with_one_clear_line(tmp_path):
     env_free = tmp_path / "empty"
     result = subprocess.run(

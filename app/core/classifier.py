@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
@@ -65,13 +67,39 @@ class Classifier:
         return {"name": self.name, "version": self.version}
 
 
-class NumberReader:
-    """The two models segmentation asks (see `app.core.segment.Reader`): the digit classifier for
-    what a piece is, the segment reader for whether it is one whole digit at all."""
+class LineReader:
+    """The line model (model/lines.safetensors): how likely a line of digits is to read as each of
+    several readings, by CTC, the sum over every way the reading can be laid along the line."""
 
-    def __init__(self, digits: Classifier, segments: Classifier) -> None:
+    def __init__(self, weights: str | Path, device: str = "auto") -> None:
+        self.device = resolve_device(device)
+        net, self.metadata = checkpoint.load(Path(weights), self.device)
+        self.net = fold_batchnorm(net).eval()
+
+    @torch.inference_mode()
+    def log_likelihoods(self, line: np.ndarray, readings: Sequence[str]) -> np.ndarray:
+        """(28, W) line (see `preprocess.to_line`) and readings such as "17" -> log P(reading | line)
+        each; minus infinity for a reading too long to fit."""
+        x = torch.from_numpy(np.ascontiguousarray(line, dtype=np.float32))[None, None].to(self.device)
+        # The network on its device; CTC's small dynamic programme on the CPU.
+        log_probs = F.log_softmax(self.net(x).float(), dim=1)[0].T.cpu()  # (steps, blank + 10 digits)
+        steps = log_probs.shape[0]
+        targets = torch.tensor([int(c) + 1 for reading in readings for c in reading], dtype=torch.long)
+        lengths = torch.tensor([len(reading) for reading in readings], dtype=torch.long)
+        losses = F.ctc_loss(log_probs[:, None].expand(steps, len(readings), -1), targets,
+                            torch.full((len(readings),), steps, dtype=torch.long), lengths, reduction="none")
+        return -losses.numpy()
+
+
+class NumberReader:
+    """The models segmentation asks (see `app.core.segment.Reader`): the digit classifier for what
+    a piece is, the segment reader for whether it is one whole digit at all, and the line reader
+    for which reading of a group of touching digits fits its ink best."""
+
+    def __init__(self, digits: Classifier, segments: Classifier, lines: LineReader) -> None:
         self.classifier = digits
         self.segments = segments
+        self.lines = lines
         self.junk = segments.net.classifier.out_features - 1  # its last class: not one whole digit
 
     def digits(self, fields: np.ndarray) -> np.ndarray:
@@ -79,3 +107,6 @@ class NumberReader:
 
     def wholeness(self, fields: np.ndarray) -> np.ndarray:
         return 1 - self.segments.probabilities(fields)[:, self.junk]
+
+    def readings(self, line: np.ndarray, readings: Sequence[str]) -> np.ndarray:
+        return self.lines.log_likelihoods(line, readings)

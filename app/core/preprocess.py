@@ -37,6 +37,7 @@ SIGNATURES = {
 
 BOX = 20          # MNIST's digit box, in pixels
 FIELD = 28        # MNIST's image size
+LINE_INK = 24     # height of the ink in a line of digits for the line reader, in a FIELD px strip
 WORK = 4 * BOX    # resolution at which stroke width is adjusted, then averaged down 4x
 WORKING_SIDE = 640  # larger images are averaged down to this first: plenty for a digit
 # Stroke width, as a fraction of the digit box's longer side, that MNIST digits span
@@ -445,6 +446,22 @@ def to_mnist(ink_map: np.ndarray, trace: Trace | None = None) -> np.ndarray:
                                            f"does: moved {dx:+.1f} px across and {dy:+.1f} px down from the box's "
                                            "centre. This is what the model sees.", field_))
     return field_
+
+
+def to_line(ink_map: np.ndarray) -> np.ndarray:
+    """A line of digits as the line reader sees it: float (28, W) in [0, 1], the ink cropped and
+    scaled to LINE_INK px high (width in proportion), with a margin all round. NoDigitError if
+    there is no ink."""
+    rows = np.flatnonzero(ink_map.max(1) > INK_THRESHOLD)
+    cols = np.flatnonzero(ink_map.max(0) > INK_THRESHOLD)
+    if rows.size == 0:
+        raise NoDigitError()
+    crop = ink_map[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].astype(np.float32, copy=False)
+    scale = LINE_INK / crop.shape[0]
+    width = max(4, round(crop.shape[1] * scale))
+    line = np.clip(_resize(crop, width, LINE_INK), 0, 1)
+    margin = (FIELD - LINE_INK) // 2
+    return np.pad(line, ((margin, margin), (2 * margin, 2 * margin)))
 
 
 def preprocess(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

@@ -7,7 +7,9 @@ Pieces whose columns overlap belong to one digit: a 4 or a 5 drawn in two stroke
 bar. Specks are dropped. A group that may hold touching digits is cut along seams, paths from
 top to bottom that cross the least ink; every way of cutting it is scored by the segment reader
 (a second small CNN, trained by train_segments.py to tell one whole digit from a fragment or
-from two digits stuck together), and the best reading wins, the uncut group among them.
+from two digits stuck together). The best few readings, the uncut group among them, are then
+weighed by the line reader (a third, trained by train_lines.py, that reads the whole group at
+once with CTC), and the reading both agree on best wins.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import numpy as np
 
 from app.core import strokes as pen
 from app.core.classifier import answer as digit_answer
-from app.core.preprocess import DEFAULT_MAX_PIXELS, INK_THRESHOLD, ImageError, NoDigitError, decode, ink, to_mnist
+from app.core.preprocess import (DEFAULT_MAX_PIXELS, INK_THRESHOLD, ImageError, NoDigitError, decode, ink, to_line,
+                                 to_mnist)
 
 OVERLAP = 0.5          # pieces sharing this much of the narrower one's columns are one digit
 SPECK = 0.04           # pieces smaller than this fraction of the largest one's area are specks...
@@ -42,6 +45,8 @@ WHOLE_WIDTH = 2.0      # a group wider than this many heights is never one digit
 LAST_RESORT = -50.0    # the score of reading it as one all the same, when nothing else reads
 PENALTY = 0.3          # log-probability a reading pays for each digit: cutting a digit in two
                        # must buy more confidence than this to be worth it
+READINGS = 8           # readings of a cut group, best by its cuts, that the line reader weighs
+LINE_WEIGHT = 1.0      # how much the line reader's log-likelihood counts beside the cuts' score
 
 
 @dataclass
@@ -298,7 +303,9 @@ def _read_group(ink: np.ndarray, whole: np.ndarray, whole_wholeness: float, orig
 
     Every way of cutting the group along its seams into pieces is scored by how surely the
     segment reader takes each piece for one whole digit (not a fragment, not two stuck
-    together); dynamic programming finds the best reading without trying them all.
+    together); dynamic programming keeps the best few readings without trying them all. The
+    line reader, which reads the whole group at once, then weighs how well each reading fits
+    the ink: the cuts say where digits can part, the line reader what the whole says.
     """
     x0, y0 = origin
     height, width = ink.shape
@@ -318,25 +325,41 @@ def _read_group(ink: np.ndarray, whole: np.ndarray, whole_wholeness: float, orig
     wholeness = np.log(np.concatenate([[whole_wholeness], reader.wholeness(batch[1:])]) + 1e-6)
     if width > WHOLE_WIDTH * height:
         wholeness[0] = LAST_RESORT
-    # best[j]: the best score of reading everything left of seam j, and the cut that ends it.
-    best: dict[int, tuple[float, int]] = {0: (0.0, -1)}
+    probabilities = reader.digits(batch)
+    spelt = [str(d) for d in probabilities.argmax(1)]
+    # best[j]: the best few readings of everything left of seam j, as (score, the cuts read).
+    best: dict[int, list[Reading]] = {0: [(0.0, ())]}
     ending: dict[int, list[int]] = {}
     for n, cut in enumerate(kept):
         ending.setdefault(cut.right, []).append(n)
     for j in range(1, last + 1):
-        options = [(best[kept[n].left][0] + wholeness[n] - PENALTY, n) for n in ending.get(j, [])
-                   if kept[n].left in best]
+        options = [(score + wholeness[n] - PENALTY, path + (n,))
+                   for n in ending.get(j, []) for score, path in best.get(kept[n].left, [])]
         if options:
-            best[j] = max(options)
-    chosen, j = [], last
-    while j > 0:
-        n = best[j][1]
-        chosen.append(n)
-        j = kept[n].left
-    chosen.reverse()
-    probabilities = reader.digits(batch[chosen])
-    return [Digit(batch[n], p, (x0 + kept[n].box[0], y0 + kept[n].box[1], kept[n].box[2], kept[n].box[3]))
-            for n, p in zip(chosen, probabilities)]
+            best[j] = _best_readings(options, spelt)
+    readings = best[last]  # never empty: the uncut group reaches it
+    fit = reader.readings(to_line(ink), ["".join(spelt[n] for n in path) for _, path in readings])
+    chosen = readings[int(np.argmax([score + LINE_WEIGHT * f for (score, _), f in zip(readings, fit)]))][1]
+    return [Digit(batch[n], probabilities[n], (x0 + kept[n].box[0], y0 + kept[n].box[1], kept[n].box[2],
+                                               kept[n].box[3]))
+            for n in chosen]
+
+
+Reading = tuple[float, tuple[int, ...]]  # a score, and the candidate pieces read, left to right
+
+
+def _best_readings(options: list[Reading], spelt: list[str]) -> list[Reading]:
+    """The READINGS best-scoring options, one per way of spelling them: cuts that read alike are
+    one reading to the line reader."""
+    out, seen = [], set()
+    for score, path in sorted(options, key=lambda option: -option[0]):
+        reading = "".join(spelt[n] for n in path)
+        if reading not in seen:
+            seen.add(reading)
+            out.append((score, path))
+            if len(out) == READINGS:
+                break
+    return out
 
 
 def _in_pixels_of(digits: list[Digit], scale: float) -> list[Digit]:
@@ -388,6 +411,8 @@ class Reader(Protocol):
     def digits(self, fields: np.ndarray) -> np.ndarray: ...      # (N, 28, 28) -> (N, 10)
 
     def wholeness(self, fields: np.ndarray) -> np.ndarray: ...   # (N, 28, 28) -> (N,)
+
+    def readings(self, line: np.ndarray, readings: Sequence[str]) -> np.ndarray: ...  # (28, W) -> log P each
 
 
 class TooManyDigitsError(ImageError):

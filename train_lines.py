@@ -1,0 +1,188 @@
+"""Train the line reader: the model that reads a whole group of digits at once (CTC), so that a
+number whose digits run into each other is read as the likeliest of the ways it can be cut.
+
+    python train_lines.py                      # defaults: the shipped model/lines.safetensors
+    python train_lines.py --lines 2000 --epochs 1 --out /tmp/lines.safetensors   # a quick check
+
+Reads top to bottom like train.py: configuration, data, model, training loop, save. Its data are
+lines of one to four MNIST digits, touching, overlapping or apart (model/lines.py), half of them
+redrawn along their centre lines with a pen, through the one preprocessing path (`to_line`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import datetime, timezone
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from model import checkpoint, mnist
+from model.augment import restroke, skeletonize
+from model.device import resolve_device
+from model.lines import line
+from model.net import MNIST_MEAN, MNIST_STD, LineNet
+
+# -----------------------------------------------------------------------------
+# configuration
+
+parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+parser.add_argument("--lines", type=int, default=40000, help="training lines of 1-4 digits")
+parser.add_argument("--epochs", type=int, default=5)
+parser.add_argument("--batch-size", type=int, default=64)
+parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of the one-cycle schedule")
+parser.add_argument("--weight-decay", type=float, default=1e-4)
+parser.add_argument("--seed", type=int, default=0)
+parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
+parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+parser.add_argument("--data-dir", default=None, help=f"MNIST folder (default: $MNIST_DIR or {mnist.DEFAULT_DIR})")
+parser.add_argument("--out", default=str(checkpoint.LINES_WEIGHTS), help="weights file; metadata goes beside it")
+args = parser.parse_args()
+
+try:
+    device = resolve_device(args.device)
+except ValueError as exc:
+    parser.error(str(exc))
+if args.threads:
+    torch.set_num_threads(args.threads)
+torch.manual_seed(args.seed)
+
+# -----------------------------------------------------------------------------
+# data: lines built once, on the CPU, with the service's own preprocessing
+
+
+def lines(images: torch.Tensor, labels: torch.Tensor, count: int, seed: int, lengths: tuple[int, int],
+          desc: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(lengths[0], lengths[1] + 1, count)
+    chosen = rng.choice(len(images), size=int(sizes.sum()), replace=True)
+    pen = np.concatenate([  # in chunks: the centre lines of 100,000 digits at once would take 10 GB
+        restroke(skeletonize(images[chosen[i:i + 10000]].unsqueeze(1)), torch.Generator().manual_seed(seed + i))[:, 0]
+        .numpy() for i in range(0, len(chosen), 10000)])
+    plain = images[chosen].float().div(255).numpy()
+    targets = labels[chosen].numpy()
+    xs, ys, at = [], [], 0
+    for size in tqdm(sizes, desc=desc, leave=False, unit="line"):
+        part = slice(at, at + size)
+        at += size
+        xs.append(line(pen[part] if rng.random() < 0.5 else plain[part], rng))
+        ys.append(targets[part])
+    return xs, ys
+
+
+def batch(xs: list[np.ndarray], ys: list[np.ndarray], idx) -> tuple[torch.Tensor, ...]:
+    """Lines padded to the widest (to a multiple of 4), with CTC's lengths and targets (digit + 1)."""
+    width = -(-max(xs[i].shape[1] for i in idx) // 4) * 4
+    x = torch.zeros(len(idx), 1, xs[idx[0]].shape[0], width)
+    for j, i in enumerate(idx):
+        x[j, 0, :, :xs[i].shape[1]] = torch.from_numpy(xs[i])
+    steps = torch.tensor([xs[i].shape[1] // 4 for i in idx])
+    targets = torch.from_numpy(np.concatenate([ys[i] for i in idx]).astype(np.int64)) + 1
+    lengths = torch.tensor([len(ys[i]) for i in idx])
+    return x.to(device), steps, targets, lengths
+
+
+def greedy(logits: torch.Tensor, steps: torch.Tensor) -> list[list[int]]:
+    """Best path decoding: the likeliest class at every step, repeats merged, blanks dropped."""
+    out = []
+    for best, n in zip(logits.argmax(1).tolist(), steps.tolist()):
+        read, previous = [], 0
+        for c in best[:n]:
+            if c != previous and c != 0:
+                read.append(c - 1)
+            previous = c
+        out.append(read)
+    return out
+
+
+try:
+    train_images, train_labels = mnist.load("train", args.data_dir)
+    test_images, test_labels = mnist.load("test", args.data_dir)
+except mnist.MnistError as exc:
+    sys.exit(f"error: {exc}")
+started = time.perf_counter()
+train_x, train_y = lines(train_images, train_labels, args.lines, args.seed, (1, 4), "composing training lines")
+test_x, test_y = lines(test_images, test_labels, max(200, args.lines // 20), args.seed + 1, (2, 3),
+                       "composing test lines")
+print(f"{len(train_x)} training lines, {len(test_x)} test lines, composed in {time.perf_counter() - started:.0f} s")
+# Lines of similar width share a batch: little padding, and CTC sees each line's true length.
+order = np.argsort([x.shape[1] for x in train_x], kind="stable")
+batches = [order[i:i + args.batch_size] for i in range(0, len(order), args.batch_size)]
+
+# -----------------------------------------------------------------------------
+# model and optimiser
+
+net = LineNet().to(device)
+optimizer = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=args.epochs * len(batches))
+
+
+@torch.no_grad()
+def evaluate() -> dict:
+    net.eval()
+    right = counted = 0
+    for start in range(0, len(test_x), 200):
+        idx = list(range(start, min(start + 200, len(test_x))))
+        x, steps, _, _ = batch(test_x, test_y, idx)
+        for i, read in zip(idx, greedy(net(x).cpu(), steps)):
+            right += read == test_y[i].tolist()
+            counted += len(read) == len(test_y[i])
+    net.train()
+    return {"line_accuracy": right / len(test_x), "count_accuracy": counted / len(test_x)}
+
+
+# -----------------------------------------------------------------------------
+# training loop
+
+print(f"training on {len(train_x)} lines, device {device}, {torch.get_num_threads()} CPU threads")
+history = []
+rng = np.random.default_rng(args.seed)
+started = time.perf_counter()
+for epoch in range(1, args.epochs + 1):
+    epoch_loss = 0.0
+    for n in tqdm(rng.permutation(len(batches)), desc=f"epoch {epoch}/{args.epochs}", leave=False, unit="batch"):
+        x, steps, targets, lengths = batch(train_x, train_y, batches[n])
+        log_probs = F.log_softmax(net(x), 1).permute(2, 0, 1)  # (T, N, classes), as CTC takes them
+        loss = F.ctc_loss(log_probs, targets, steps, lengths, zero_infinity=True)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        epoch_loss += loss.item()
+    result = evaluate()
+    history.append({"epoch": epoch, "train_loss": epoch_loss / len(batches), **result,
+                    "elapsed_s": round(time.perf_counter() - started, 1)})
+    tqdm.write(f"epoch {epoch:2d}  train loss {epoch_loss / len(batches):.4f}  test lines read right "
+               f"{result['line_accuracy']:.2%}  digit count right {result['count_accuracy']:.2%}")
+
+# -----------------------------------------------------------------------------
+# save: weights and metadata, each written atomically
+
+metadata = {
+    "name": "digitpad-lines",
+    "version": datetime.now(timezone.utc).strftime("%Y.%m.%d.%H%M"),
+    "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    "input": {"height": 28, "ink_height": 24, "ink": "white on black", "range": [0, 1],
+              "mean": MNIST_MEAN, "std": MNIST_STD},
+    "output": "per 4 px of width: CTC blank, then the digits 0-9",
+    "classes": ["blank"] + [str(d) for d in range(10)],
+    "parameters": sum(p.numel() for p in net.parameters()),
+    "test": result,
+    "train_lines": len(train_x),
+    "test_lines": len(test_x),
+    "history": history,
+    "training": {
+        "seconds": round(time.perf_counter() - started, 1),
+        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+        "threads": torch.get_num_threads(),
+        "hyperparameters": {k: v for k, v in vars(args).items() if k not in ("out", "data_dir", "device", "threads")},
+    },
+    "data_md5": {f.name: f.md5 for split in mnist.FILES.values() for f in split},
+    "torch_version": torch.__version__,
+}
+checkpoint.save(net, metadata, args.out)
+print(f"test lines read right {result['line_accuracy']:.2%}; wrote {args.out} and {checkpoint.metadata_path(args.out)}")
