@@ -47,6 +47,8 @@ PENALTY = 0.3          # log-probability a reading pays for each digit: cutting 
                        # must buy more confidence than this to be worth it
 READINGS = 8           # readings of a cut group, best by its cuts, that the line reader weighs
 LINE_WEIGHT = 1.0      # how much the line reader's log-likelihood counts beside the cuts' score
+LINE_WIDTH = 1.2       # groups at least this many heights wide are weighed by the line reader too;
+                       # a narrower one is most often one odd digit, which it would rather split
 
 
 @dataclass
@@ -303,9 +305,10 @@ def _read_group(ink: np.ndarray, whole: np.ndarray, whole_wholeness: float, orig
 
     Every way of cutting the group along its seams into pieces is scored by how surely the
     segment reader takes each piece for one whole digit (not a fragment, not two stuck
-    together); dynamic programming keeps the best few readings without trying them all. The
-    line reader, which reads the whole group at once, then weighs how well each reading fits
-    the ink: the cuts say where digits can part, the line reader what the whole says.
+    together); dynamic programming keeps the best few readings without trying them all. For a
+    group wide enough to hold several digits, the line reader, which reads the whole group at
+    once, then weighs how well each reading fits the ink: the cuts say where digits can part,
+    the line reader what the whole says.
     """
     x0, y0 = origin
     height, width = ink.shape
@@ -337,9 +340,11 @@ def _read_group(ink: np.ndarray, whole: np.ndarray, whole_wholeness: float, orig
                    for n in ending.get(j, []) for score, path in best.get(kept[n].left, [])]
         if options:
             best[j] = _best_readings(options, spelt)
-    readings = best[last]  # never empty: the uncut group reaches it
-    fit = reader.readings(to_line(ink), ["".join(spelt[n] for n in path) for _, path in readings])
-    chosen = readings[int(np.argmax([score + LINE_WEIGHT * f for (score, _), f in zip(readings, fit)]))][1]
+    readings = best[last]  # never empty: the uncut group reaches it, best first
+    chosen = readings[0][1]
+    if width >= LINE_WIDTH * height:
+        fit = reader.readings(to_line(ink), ["".join(spelt[n] for n in path) for _, path in readings])
+        chosen = readings[int(np.argmax([score + LINE_WEIGHT * f for (score, _), f in zip(readings, fit)]))][1]
     return [Digit(batch[n], probabilities[n], (x0 + kept[n].box[0], y0 + kept[n].box[1], kept[n].box[2],
                                                kept[n].box[3]))
             for n in chosen]
