@@ -16,21 +16,17 @@ from __future__ import annotations
 
 import argparse
 import copy
-import os
-import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from model import checkpoint, mnist
+from model import checkpoint, mnist, provenance
 from model import corrections as corrections_data
 from model.augment import augment, augment_gently, restroke, skeletonize
-from model.device import resolve_device
 from model.net import MNIST_MEAN, MNIST_STD, DigitNet
 
 # -----------------------------------------------------------------------------
@@ -70,12 +66,9 @@ args.out = args.out or (str(Path(args.finetune).with_name(Path(args.finetune).st
                         if args.finetune else str(checkpoint.DEFAULT_WEIGHTS))
 
 try:
-    device = resolve_device(args.device)
+    device = provenance.setup(args.device, args.threads, args.seed)
 except ValueError as exc:
     parser.error(str(exc))
-if args.threads:
-    torch.set_num_threads(args.threads)
-torch.manual_seed(args.seed)
 gen = torch.Generator(device).manual_seed(args.seed)
 
 # -----------------------------------------------------------------------------
@@ -239,19 +232,9 @@ print(f"softmax temperature {temperature}")
 # save: weights and metadata, each written atomically
 
 
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=os.path.dirname(os.path.abspath(__file__)))
-        return out.stdout.strip() or None
-    except OSError:
-        return None
-
-
 metadata = {
     "name": "digitpad-cnn",
-    "version": datetime.now(timezone.utc).strftime("%Y.%m.%d.%H%M"),
-    "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    **provenance.stamp(),
     "input": {"size": [28, 28], "ink": "white on black", "range": [0, 1], "mean": MNIST_MEAN, "std": MNIST_STD},
     "parameters": sum(p.numel() for p in net.parameters()),
     "temperature": temperature,
@@ -262,17 +245,7 @@ metadata = {
     "per_class_accuracy": result["per_class_accuracy"],
     "confusion_matrix": result["confusion_matrix"],
     "history": history,
-    "training": {
-        "seconds": round(time.perf_counter() - started, 1),
-        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
-        "threads": torch.get_num_threads(),
-        # Paths are not hyperparameters, and a database URL may hold a password.
-        "hyperparameters": {k: v for k, v in vars(args).items()
-                            if k not in ("out", "data_dir", "device", "threads", "finetune", "corrections")},
-    },
-    "data_md5": {f.name: f.md5 for split in mnist.FILES.values() for f in split},
-    "torch_version": torch.__version__,
-    "git_commit": git_commit(),
+    **provenance.record(args, device, started),
 }
 if args.finetune:
     after = {"mnist_test_accuracy": result["accuracy"], "held_out_corrections_accuracy": held}

@@ -14,16 +14,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from datetime import datetime, timezone
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from model import checkpoint, mnist
+from model import checkpoint, mnist, provenance
 from model.augment import restroke, skeletonize
-from model.device import resolve_device
 from model.lines import line
 from model.net import MNIST_MEAN, MNIST_STD, LineNet
 
@@ -44,12 +42,9 @@ parser.add_argument("--out", default=str(checkpoint.LINES_WEIGHTS), help="weight
 args = parser.parse_args()
 
 try:
-    device = resolve_device(args.device)
+    device = provenance.setup(args.device, args.threads, args.seed)
 except ValueError as exc:
     parser.error(str(exc))
-if args.threads:
-    torch.set_num_threads(args.threads)
-torch.manual_seed(args.seed)
 
 # -----------------------------------------------------------------------------
 # data: lines built once, on the CPU, with the service's own preprocessing
@@ -164,8 +159,7 @@ for epoch in range(1, args.epochs + 1):
 
 metadata = {
     "name": "digitpad-lines",
-    "version": datetime.now(timezone.utc).strftime("%Y.%m.%d.%H%M"),
-    "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    **provenance.stamp(),
     "input": {"height": 28, "ink_height": 24, "ink": "white on black", "range": [0, 1],
               "mean": MNIST_MEAN, "std": MNIST_STD},
     "output": "per 4 px of width: CTC blank, then the digits 0-9",
@@ -175,14 +169,7 @@ metadata = {
     "train_lines": len(train_x),
     "test_lines": len(test_x),
     "history": history,
-    "training": {
-        "seconds": round(time.perf_counter() - started, 1),
-        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
-        "threads": torch.get_num_threads(),
-        "hyperparameters": {k: v for k, v in vars(args).items() if k not in ("out", "data_dir", "device", "threads")},
-    },
-    "data_md5": {f.name: f.md5 for split in mnist.FILES.values() for f in split},
-    "torch_version": torch.__version__,
+    **provenance.record(args, device, started),
 }
 checkpoint.save(net, metadata, args.out)
 print(f"test lines read right {result['line_accuracy']:.2%}; wrote {args.out} and {checkpoint.metadata_path(args.out)}")
