@@ -87,6 +87,18 @@ def test_the_line_reader_finds_the_true_reading_likeliest(reader, digits):
     assert candidates[int(np.argmax(scores))] == digits, dict(zip(candidates, scores.round(1)))
 
 
+@pytest.mark.parametrize("digits", ["23", "47", "314"])
+def test_the_line_reader_reads_a_line_on_its_own_left_to_right(reader, digits):
+    """Its own reading stands where no cut separates the digits: each digit with ten
+    probabilities and the stretch of the line it was read from, in order."""
+    line = to_line(ink(decode(touching(digits))))
+    found = reader.read_line(line)
+    assert "".join(str(int(p.argmax())) for p, _, _ in found) == digits
+    for p, start, end in found:
+        assert p.shape == (10,) and abs(p.sum() - 1) < 1e-5 and 0 <= start < end <= line.shape[1]
+    assert [start for _, start, _ in found] == sorted(start for _, start, _ in found)
+
+
 def test_a_digit_of_several_strokes_is_one_digit(reader):
     # The 4 of tests/drawing.py is two strokes; the 5's bar and the 7's stem overlap in columns.
     for digits in ("44", "454", "747"):

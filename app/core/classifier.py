@@ -67,9 +67,13 @@ class Classifier:
         return {"name": self.name, "version": self.version}
 
 
+STEP = 4  # the line reader's output comes every this many columns of the line
+
+
 class LineReader:
     """The line model (model/lines.safetensors): how likely a line of digits is to read as each of
-    several readings, by CTC, the sum over every way the reading can be laid along the line."""
+    several readings, by CTC, the sum over every way the reading can be laid along the line; and
+    what it reads there on its own."""
 
     def __init__(self, weights: str | Path, device: str = "auto") -> None:
         self.device = resolve_device(device)
@@ -89,6 +93,27 @@ class LineReader:
         losses = F.ctc_loss(log_probs[:, None].expand(steps, len(readings), -1), targets,
                             torch.full((len(readings),), steps, dtype=torch.long), lengths, reduction="none")
         return -losses.numpy()
+
+    @torch.inference_mode()
+    def read(self, line: np.ndarray) -> list[tuple[np.ndarray, float, float]]:
+        """The line read on its own (best path: the likeliest class at every step, repeats merged,
+        blanks dropped): for each digit, its ten probabilities where the line reader is surest of
+        it, and the columns of the line it spans, from and to."""
+        x = torch.from_numpy(np.ascontiguousarray(line, dtype=np.float32))[None, None].to(self.device)
+        probabilities = torch.softmax(self.net(x).float(), dim=1)[0].T.cpu().numpy()  # (steps, 11)
+        best = probabilities.argmax(1)
+        found = []
+        step = 0
+        while step < len(best):
+            end = step
+            while end + 1 < len(best) and best[end + 1] == best[step]:
+                end += 1
+            if best[step] != 0:  # a run of one digit, not of blanks
+                surest = step + int(probabilities[step:end + 1, best[step]].argmax())
+                digits = probabilities[surest, 1:]
+                found.append((digits / digits.sum(), STEP * step, STEP * (end + 1)))
+            step = end + 1
+        return found
 
 
 class NumberReader:
@@ -110,3 +135,6 @@ class NumberReader:
 
     def readings(self, line: np.ndarray, readings: Sequence[str]) -> np.ndarray:
         return self.lines.log_likelihoods(line, readings)
+
+    def read_line(self, line: np.ndarray) -> list[tuple[np.ndarray, float, float]]:
+        return self.lines.read(line)

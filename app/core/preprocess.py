@@ -38,6 +38,7 @@ SIGNATURES = {
 BOX = 20          # MNIST's digit box, in pixels
 FIELD = 28        # MNIST's image size
 LINE_INK = 24     # height of the ink in a line of digits for the line reader, in a FIELD px strip
+LINE_SIDE_MARGIN = 4  # blank columns either side of the line
 WORK = 4 * BOX    # resolution at which stroke width is adjusted, then averaged down 4x
 WORKING_SIDE = 640  # larger images are averaged down to this first: plenty for a digit
 # Stroke width, as a fraction of the digit box's longer side, that MNIST digits span
@@ -452,16 +453,27 @@ def to_line(ink_map: np.ndarray) -> np.ndarray:
     """A line of digits as the line reader sees it: float (28, W) in [0, 1], the ink cropped and
     scaled to LINE_INK px high (width in proportion), with a margin all round. NoDigitError if
     there is no ink."""
+    (top, left, height, width), line_width = _line_geometry(ink_map)
+    crop = ink_map[top:top + height, left:left + width].astype(np.float32, copy=False)
+    line = np.clip(_resize(crop, line_width, LINE_INK), 0, 1)
+    margin = (FIELD - LINE_INK) // 2
+    return np.pad(line, ((margin, margin), (LINE_SIDE_MARGIN, LINE_SIDE_MARGIN)))
+
+
+def line_to_ink_columns(ink_map: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """Columns of `to_line(ink_map)` -> the columns of `ink_map` they were made from."""
+    (_, left, _, width), line_width = _line_geometry(ink_map)
+    return left + (np.asarray(xs, np.float64) - LINE_SIDE_MARGIN) * width / line_width
+
+
+def _line_geometry(ink_map: np.ndarray) -> tuple[tuple[int, int, int, int], int]:
+    """The ink's box (top, left, height, width) and its width once scaled to LINE_INK high."""
     rows = np.flatnonzero(ink_map.max(1) > INK_THRESHOLD)
     cols = np.flatnonzero(ink_map.max(0) > INK_THRESHOLD)
     if rows.size == 0:
         raise NoDigitError()
-    crop = ink_map[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].astype(np.float32, copy=False)
-    scale = LINE_INK / crop.shape[0]
-    width = max(4, round(crop.shape[1] * scale))
-    line = np.clip(_resize(crop, width, LINE_INK), 0, 1)
-    margin = (FIELD - LINE_INK) // 2
-    return np.pad(line, ((margin, margin), (2 * margin, 2 * margin)))
+    height, width = int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1)
+    return (int(rows[0]), int(cols[0]), height, width), max(4, round(width * LINE_INK / height))
 
 
 def preprocess(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

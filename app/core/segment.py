@@ -24,8 +24,8 @@ import numpy as np
 
 from app.core import strokes as pen
 from app.core.classifier import answer as digit_answer
-from app.core.preprocess import (DEFAULT_MAX_PIXELS, INK_THRESHOLD, ImageError, NoDigitError, decode, ink, to_line,
-                                 to_mnist)
+from app.core.preprocess import (DEFAULT_MAX_PIXELS, INK_THRESHOLD, ImageError, NoDigitError, decode, ink,
+                                 line_to_ink_columns, to_line, to_mnist)
 
 OVERLAP = 0.5          # pieces sharing this much of the narrower one's columns are one digit
 SPECK = 0.04           # pieces smaller than this fraction of the largest one's area are specks...
@@ -49,6 +49,7 @@ READINGS = 8           # readings of a cut group, best by its cuts, that the lin
 LINE_WEIGHT = 1.0      # how much the line reader's log-likelihood counts beside the cuts' score
 LINE_WIDTH = 1.2       # groups at least this many heights wide are weighed by the line reader too;
                        # a narrower one is most often one odd digit, which it would rather split
+LINE_OVERRIDE = 5.0    # log-likelihood by which the line reader's own reading must beat the cuts'
 
 
 @dataclass
@@ -343,11 +344,45 @@ def _read_group(ink: np.ndarray, whole: np.ndarray, whole_wholeness: float, orig
     readings = best[last]  # never empty: the uncut group reaches it, best first
     chosen = readings[0][1]
     if width >= LINE_WIDTH * height:
-        fit = reader.readings(to_line(ink), ["".join(spelt[n] for n in path) for _, path in readings])
-        chosen = readings[int(np.argmax([score + LINE_WEIGHT * f for (score, _), f in zip(readings, fit)]))][1]
+        line = to_line(ink)
+        spellings = ["".join(spelt[n] for n in path) for _, path in readings]
+        fit = reader.readings(line, spellings)
+        best_n = int(np.argmax([score + LINE_WEIGHT * f for (score, _), f in zip(readings, fit)]))
+        chosen = readings[best_n][1]
+        # Where no cut gives the digits (one lying in its neighbour's columns), the line reader's
+        # own reading stands if it is far likelier than every reading the cuts offer.
+        found = reader.read_line(line)
+        own = "".join(str(int(p.argmax())) for p, _, _ in found)
+        if own and own not in spellings and reader.readings(line, [own])[0] > fit.max() + LINE_OVERRIDE:
+            digits = _digits_along_line(ink, found, origin)
+            if digits:
+                return digits
     return [Digit(batch[n], probabilities[n], (x0 + kept[n].box[0], y0 + kept[n].box[1], kept[n].box[2],
                                                kept[n].box[3]))
             for n in chosen]
+
+
+def _digits_along_line(ink: np.ndarray, found: list[tuple[np.ndarray, float, float]],
+                       origin: tuple[int, int]) -> list[Digit]:
+    """The line reader's digits as pieces of the group: each the ink between the midpoints of the
+    gaps to its neighbours' stretches of the line, its probabilities the line reader's. Empty if
+    a piece holds no digit."""
+    x0, y0 = origin
+    ends = [(a, b) for _, a, b in found]
+    middles = [(ends[k][1] + ends[k + 1][0]) / 2 for k in range(len(ends) - 1)]
+    bounds = [0, *np.round(line_to_ink_columns(ink, middles)).astype(int).tolist(), ink.shape[1]]
+    digits = []
+    for (p, _, _), left, right in zip(found, bounds, bounds[1:]):
+        piece = np.zeros_like(ink)
+        piece[:, left:right] = ink[:, left:right]
+        rows, cols = np.flatnonzero(piece.max(1) > INK_THRESHOLD), np.flatnonzero(piece.max(0) > INK_THRESHOLD)
+        try:
+            field = to_mnist(piece)
+        except NoDigitError:
+            return []
+        digits.append(Digit(field, p, (x0 + int(cols[0]), y0 + int(rows[0]), int(cols[-1] - cols[0] + 1),
+                                       int(rows[-1] - rows[0] + 1))))
+    return digits
 
 
 Reading = tuple[float, tuple[int, ...]]  # a score, and the candidate pieces read, left to right
@@ -418,6 +453,8 @@ class Reader(Protocol):
     def wholeness(self, fields: np.ndarray) -> np.ndarray: ...   # (N, 28, 28) -> (N,)
 
     def readings(self, line: np.ndarray, readings: Sequence[str]) -> np.ndarray: ...  # (28, W) -> log P each
+
+    def read_line(self, line: np.ndarray) -> list[tuple[np.ndarray, float, float]]: ...  # digits, spans
 
 
 class TooManyDigitsError(ImageError):
