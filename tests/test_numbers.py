@@ -83,7 +83,7 @@ def test_the_line_reader_finds_the_true_reading_likeliest(reader, digits):
     wrong = {digits[:-1], digits[1:], digits + digits[-1], digits[0] + digits, "".join(sorted(digits)) + "1",
              str((int(digits[0]) + 1) % 10) + digits[1:], digits[:-1] + str((int(digits[-1]) + 5) % 10)} - {digits}
     candidates = [digits, *sorted(wrong)]
-    scores = reader.readings(line, candidates)
+    scores = reader.read_line(line).likelihoods(candidates)
     assert candidates[int(np.argmax(scores))] == digits, dict(zip(candidates, scores.round(1)))
 
 
@@ -92,7 +92,7 @@ def test_the_line_reader_reads_a_line_on_its_own_left_to_right(reader, digits):
     """Its own reading stands where no cut separates the digits: each digit with ten
     probabilities and the stretch of the line it was read from, in order."""
     line = to_line(ink(decode(touching(digits))))
-    found = reader.read_line(line)
+    found = reader.read_line(line).best_path()
     assert "".join(str(int(p.argmax())) for p, _, _ in found) == digits
     for p, start, end in found:
         assert p.shape == (10,) and abs(p.sum() - 1) < 1e-5 and 0 <= start < end <= line.shape[1]

@@ -46,7 +46,7 @@ def test_line_reader_quick_run_writes_a_model_the_service_reads_with(tmp_path, m
     meta = json.loads(checkpoint.metadata_path(out).read_text())
     assert meta["architecture"]["name"] == "LineNet" and meta["train_lines"] == 256
     assert 0 <= meta["test"]["line_accuracy"] <= 1 and len(meta["history"]) == 1
-    scores = LineReader(out, "cpu").log_likelihoods(torch.rand(28, 120).numpy(), ["1", "42", "9" * 40])
+    scores = LineReader(out, "cpu").read(torch.rand(28, 120).numpy()).likelihoods(["1", "42", "9" * 40])
     assert scores.shape == (3,) and scores[2] == float("-inf")  # 40 digits cannot fit 30 steps
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -70,10 +71,42 @@ class Classifier:
 STEP = 4  # the line reader's output comes every this many columns of the line
 
 
+class LineReading:
+    """What the line reader made of one line: the log-probabilities of CTC's blank and of each
+    digit, every STEP columns. Asked how likely each of several readings is, and what it reads
+    there on its own, without running the network again."""
+
+    def __init__(self, log_probs: torch.Tensor) -> None:
+        self.log_probs = log_probs  # (steps, blank + 10 digits), on the CPU
+
+    def likelihoods(self, readings: Sequence[str]) -> np.ndarray:
+        """log P(reading | line) for readings such as "17": CTC's sum over every way the reading can
+        be laid along the line; minus infinity for a reading too long to fit."""
+        steps = self.log_probs.shape[0]
+        targets = torch.tensor([int(c) + 1 for reading in readings for c in reading], dtype=torch.long)
+        lengths = torch.tensor([len(reading) for reading in readings], dtype=torch.long)
+        losses = F.ctc_loss(self.log_probs[:, None].expand(steps, len(readings), -1), targets,
+                            torch.full((len(readings),), steps, dtype=torch.long), lengths, reduction="none")
+        return -losses.numpy()
+
+    def best_path(self) -> list[tuple[np.ndarray, float, float]]:
+        """The line read on its own (the likeliest class at every step, repeats merged, blanks
+        dropped): for each digit, its ten probabilities where the line reader is surest of it, and
+        the columns of the line it spans, from and to."""
+        probabilities = self.log_probs.exp().numpy()
+        found, start = [], 0
+        for label, run in itertools.groupby(probabilities.argmax(1).tolist()):
+            end = start + len(list(run))
+            if label:  # a run of one digit, not of blanks
+                surest = start + int(probabilities[start:end, label].argmax())
+                digits = probabilities[surest, 1:]
+                found.append((digits / digits.sum(), STEP * start, STEP * end))
+            start = end
+        return found
+
+
 class LineReader:
-    """The line model (model/lines.safetensors): how likely a line of digits is to read as each of
-    several readings, by CTC, the sum over every way the reading can be laid along the line; and
-    what it reads there on its own."""
+    """The line model (model/lines.safetensors), which reads a whole line of digits at once."""
 
     def __init__(self, weights: str | Path, device: str = "auto") -> None:
         self.device = resolve_device(device)
@@ -81,39 +114,11 @@ class LineReader:
         self.net = fold_batchnorm(net).eval()
 
     @torch.inference_mode()
-    def log_likelihoods(self, line: np.ndarray, readings: Sequence[str]) -> np.ndarray:
-        """(28, W) line (see `preprocess.to_line`) and readings such as "17" -> log P(reading | line)
-        each; minus infinity for a reading too long to fit."""
+    def read(self, line: np.ndarray) -> LineReading:
+        """A (28, W) line (see `preprocess.to_line`) through the network, once."""
         x = torch.from_numpy(np.ascontiguousarray(line, dtype=np.float32))[None, None].to(self.device)
         # The network on its device; CTC's small dynamic programme on the CPU.
-        log_probs = F.log_softmax(self.net(x).float(), dim=1)[0].T.cpu()  # (steps, blank + 10 digits)
-        steps = log_probs.shape[0]
-        targets = torch.tensor([int(c) + 1 for reading in readings for c in reading], dtype=torch.long)
-        lengths = torch.tensor([len(reading) for reading in readings], dtype=torch.long)
-        losses = F.ctc_loss(log_probs[:, None].expand(steps, len(readings), -1), targets,
-                            torch.full((len(readings),), steps, dtype=torch.long), lengths, reduction="none")
-        return -losses.numpy()
-
-    @torch.inference_mode()
-    def read(self, line: np.ndarray) -> list[tuple[np.ndarray, float, float]]:
-        """The line read on its own (best path: the likeliest class at every step, repeats merged,
-        blanks dropped): for each digit, its ten probabilities where the line reader is surest of
-        it, and the columns of the line it spans, from and to."""
-        x = torch.from_numpy(np.ascontiguousarray(line, dtype=np.float32))[None, None].to(self.device)
-        probabilities = torch.softmax(self.net(x).float(), dim=1)[0].T.cpu().numpy()  # (steps, 11)
-        best = probabilities.argmax(1)
-        found = []
-        step = 0
-        while step < len(best):
-            end = step
-            while end + 1 < len(best) and best[end + 1] == best[step]:
-                end += 1
-            if best[step] != 0:  # a run of one digit, not of blanks
-                surest = step + int(probabilities[step:end + 1, best[step]].argmax())
-                digits = probabilities[surest, 1:]
-                found.append((digits / digits.sum(), STEP * step, STEP * (end + 1)))
-            step = end + 1
-        return found
+        return LineReading(F.log_softmax(self.net(x).float(), dim=1)[0].T.cpu())
 
 
 class NumberReader:
@@ -133,8 +138,5 @@ class NumberReader:
     def wholeness(self, fields: np.ndarray) -> np.ndarray:
         return 1 - self.segments.probabilities(fields)[:, self.junk]
 
-    def readings(self, line: np.ndarray, readings: Sequence[str]) -> np.ndarray:
-        return self.lines.log_likelihoods(line, readings)
-
-    def read_line(self, line: np.ndarray) -> list[tuple[np.ndarray, float, float]]:
+    def read_line(self, line: np.ndarray) -> LineReading:
         return self.lines.read(line)

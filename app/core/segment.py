@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from app.core import strokes as pen
+from app.core.classifier import LineReading
 from app.core.classifier import answer as digit_answer
 from app.core.preprocess import (DEFAULT_MAX_PIXELS, INK_THRESHOLD, ImageError, NoDigitError, decode, ink,
                                  line_to_ink_columns, to_line, to_mnist)
@@ -344,16 +345,16 @@ def _read_group(ink: np.ndarray, whole: np.ndarray, whole_wholeness: float, orig
     readings = best[last]  # never empty: the uncut group reaches it, best first
     chosen = readings[0][1]
     if width >= LINE_WIDTH * height:
-        line = to_line(ink)
+        line = reader.read_line(to_line(ink))
+        found = line.best_path()
+        own = "".join(str(int(p.argmax())) for p, _, _ in found)
         spellings = ["".join(spelt[n] for n in path) for _, path in readings]
-        fit = reader.readings(line, spellings)
+        *fit, own_fit = line.likelihoods([*spellings, own])
         best_n = int(np.argmax([score + LINE_WEIGHT * f for (score, _), f in zip(readings, fit)]))
         chosen = readings[best_n][1]
         # Where no cut gives the digits (one lying in its neighbour's columns), the line reader's
         # own reading stands if it is far likelier than every reading the cuts offer.
-        found = reader.read_line(line)
-        own = "".join(str(int(p.argmax())) for p, _, _ in found)
-        if own and own not in spellings and reader.readings(line, [own])[0] > fit.max() + LINE_OVERRIDE:
+        if own and own not in spellings and own_fit > max(fit) + LINE_OVERRIDE:
             digits = _digits_along_line(ink, found, origin)
             if digits:
                 return digits
@@ -452,9 +453,7 @@ class Reader(Protocol):
 
     def wholeness(self, fields: np.ndarray) -> np.ndarray: ...   # (N, 28, 28) -> (N,)
 
-    def readings(self, line: np.ndarray, readings: Sequence[str]) -> np.ndarray: ...  # (28, W) -> log P each
-
-    def read_line(self, line: np.ndarray) -> list[tuple[np.ndarray, float, float]]: ...  # digits, spans
+    def read_line(self, line: np.ndarray) -> LineReading: ...  # (28, W) -> the line reader's view of it
 
 
 class TooManyDigitsError(ImageError):
