@@ -5,8 +5,9 @@ number whose digits run into each other is read as the likeliest of the ways it 
     python train_lines.py --lines 2000 --epochs 1 --out /tmp/lines.safetensors   # a quick check
 
 Reads top to bottom like train.py: configuration, data, model, training loop, save. Its data are
-lines of one to four MNIST digits, touching, overlapping or apart (model/lines.py), half of them
-redrawn along their centre lines with a pen, through the one preprocessing path (`to_line`).
+lines of one to eight MNIST digits, touching, overlapping, close or far apart and a little tilted
+(model/lines.py), half of them redrawn along their centre lines with a pen, through the one
+preprocessing path (`to_line`). It is tested on lines of two to six MNIST test digits.
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ from model.net import MNIST_MEAN, MNIST_STD, LineNet
 # configuration
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-parser.add_argument("--lines", type=int, default=40000, help="training lines of 1-4 digits")
+parser.add_argument("--lines", type=int, default=40000, help="training lines")
+parser.add_argument("--most-digits", type=int, default=8, help="training lines have 1 to this many digits")
+parser.add_argument("--pen", type=float, default=0.5,
+                    help="share of lines whose digits are redrawn along their centre lines with a pen")
 parser.add_argument("--epochs", type=int, default=5)
 parser.add_argument("--batch-size", type=int, default=64)
 parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of the one-cycle schedule")
@@ -64,7 +68,7 @@ def lines(images: torch.Tensor, labels: torch.Tensor, count: int, seed: int, len
     for size in tqdm(sizes, desc=desc, leave=False, unit="line"):
         part = slice(at, at + size)
         at += size
-        xs.append(line(pen[part] if rng.random() < 0.5 else plain[part], rng))
+        xs.append(line(pen[part] if rng.random() < args.pen else plain[part], rng))
         ys.append(targets[part])
     return xs, ys
 
@@ -100,8 +104,9 @@ try:
 except mnist.MnistError as exc:
     sys.exit(f"error: {exc}")
 started = time.perf_counter()
-train_x, train_y = lines(train_images, train_labels, args.lines, args.seed, (1, 4), "composing training lines")
-test_x, test_y = lines(test_images, test_labels, max(200, args.lines // 20), args.seed + 1, (2, 3),
+train_x, train_y = lines(train_images, train_labels, args.lines, args.seed, (1, args.most_digits),
+                         "composing training lines")
+test_x, test_y = lines(test_images, test_labels, max(200, args.lines // 20), args.seed + 1, (2, 6),
                        "composing test lines")
 print(f"{len(train_x)} training lines, {len(test_x)} test lines, composed in {time.perf_counter() - started:.0f} s")
 # Lines of similar width share a batch: little padding, and CTC sees each line's true length.

@@ -22,26 +22,38 @@ STRAY = 0.1     # ...and at most this share of any other's is that digit
 FRAGMENT = 0.7  # a piece with less than this of every digit, or this much of two, is junk
 
 
-def compose(digits: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+# How a digit meets its left neighbour: slid in until the inks touch, boxes overlapping, a small
+# gap, a wide one. The segment reader learns from lines with work to do (no wide gaps); the line
+# reader also reads numbers written with space between the digits.
+TOUCHING_MOSTLY = (0.5, 0.3, 0.2, 0.0)
+ANY_SPACING = (0.4, 0.25, 0.2, 0.15)
+
+
+def compose(digits: np.ndarray, rng: np.random.Generator, spacing: tuple[float, ...] = TOUCHING_MOSTLY,
+            tilt: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """(k, 28, 28) digits in [0, 1] on one line, left to right: the line's ink map (H, W) and,
-    for every pixel, which digit's ink it is (-1: none)."""
+    for every pixel, which digit's ink it is (-1: none). `spacing`: the odds of each way a digit
+    meets its neighbour (see ANY_SPACING); `tilt`: each digit turned by up to this many degrees."""
     height = int(rng.integers(40, 90))
     scaled_digits = []
     for digit in digits:
+        if tilt:
+            turn = cv2.getRotationMatrix2D((13.5, 13.5), float(rng.uniform(-tilt, tilt)), 1.0)
+            digit = cv2.warpAffine(digit, turn, (28, 28), flags=cv2.INTER_LINEAR)
         rows, cols = np.flatnonzero(digit.max(1) > 0.05), np.flatnonzero(digit.max(0) > 0.05)
         crop = digit[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
         h = height * rng.uniform(0.85, 1.15)
         w = max(2, round(crop.shape[1] * h / crop.shape[0]))
         scaled_digits.append(np.clip(cv2.resize(crop, (w, max(2, round(h))), interpolation=cv2.INTER_LINEAR), 0, 1))
     line_height = int(height * 1.5) + 8
-    coverage = np.zeros((len(digits), line_height, sum(d.shape[1] for d in scaled_digits) + 2 * height + 24),
+    coverage = np.zeros((len(digits), line_height, sum(d.shape[1] for d in scaled_digits) + len(digits) * height + 24),
                         np.float32)
     x = right = int(rng.integers(4, 12))
     for n, scaled in enumerate(scaled_digits):
         y = max(0, int(round(height * 0.1 + (height * 1.15 - scaled.shape[0]) + rng.normal(0, 0.04) * height)))
         h, w = min(scaled.shape[0], line_height - y), scaled.shape[1]
-        if n:  # mostly touching or overlapping, where segmentation has work to do
-            how = rng.choice(3, p=[0.5, 0.3, 0.2])
+        if n:
+            how = rng.choice(4, p=spacing)
             if how == 0:  # slid in until the ink meets the line's, as a hand writing close does
                 drawn = coverage[:n].max(0) > INK_THRESHOLD
                 ink = scaled[:h] > INK_THRESHOLD
@@ -52,7 +64,7 @@ def compose(digits: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, n
                         x = left
                         break
             else:
-                x += int(round((rng.uniform(-0.3, 0.0) if how == 1 else rng.uniform(0.0, 0.15)) * height))
+                x += int(round(rng.uniform(*[(-0.3, 0.0), (0.0, 0.15), (0.15, 0.8)][how - 1]) * height))
         x = max(0, x)
         coverage[n, y:y + h, x:x + w] = scaled[:h]
         x += w
@@ -97,6 +109,7 @@ def examples(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -
 
 
 def line(digits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One line of `digits` as the line reader sees it: (28, W) through the one preprocessing path."""
-    ink, _ = compose(digits, rng)
+    """One line of `digits` as the line reader sees it: (28, W) through the one preprocessing path,
+    the digits spaced every way and a little tilted, as people write numbers."""
+    ink, _ = compose(digits, rng, ANY_SPACING, tilt=8.0)
     return to_line(ink)

@@ -50,7 +50,7 @@ READINGS = 8           # readings of a cut group, best by its cuts, that the lin
 LINE_WEIGHT = 1.0      # how much the line reader's log-likelihood counts beside the cuts' score
 LINE_WIDTH = 1.2       # groups at least this many heights wide are weighed by the line reader too;
                        # a narrower one is most often one odd digit, which it would rather split
-LINE_OVERRIDE = 5.0    # log-likelihood by which the line reader's own reading must beat the cuts'
+LINE_OVERRIDE = 3.0    # log-likelihood by which the line reader's own reading must beat the cuts'
 
 
 @dataclass
