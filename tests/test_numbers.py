@@ -15,7 +15,7 @@ from PIL import Image
 
 from app.core import segment
 from app.core.preprocess import NoDigitError, decode, ink, to_line
-from tests.drawing import encode, number, render
+from tests.drawing import encode, number, paths, render
 
 WHITE = (255, 255, 255, 255)
 
@@ -107,6 +107,36 @@ def test_a_digit_of_several_strokes_is_one_digit(reader):
 
 def test_different_sizes_and_a_wavy_baseline(reader):
     assert read(picture("583920", gap=0.3, jitter=0.15, seed=3), reader) == "583920"
+
+
+class SureReader:
+    """Models that take every piece for a whole 0 with the given confidence, and a line reader
+    that must not be asked."""
+
+    def __init__(self, confidence: float) -> None:
+        self.confidence = confidence
+
+    def digits(self, fields: np.ndarray) -> np.ndarray:
+        p = np.full((len(fields), 10), (1 - self.confidence) / 9)
+        p[:, 0] = self.confidence
+        return p
+
+    def wholeness(self, fields: np.ndarray) -> np.ndarray:
+        return np.full(len(fields), self.confidence)
+
+    def read_line(self, line: np.ndarray):
+        raise AssertionError("the line reader was asked")
+
+
+def test_a_broad_digit_both_models_take_for_one_is_not_read_again_as_a_line():
+    # A 0 drawn 1.5 heights wide: too broad to pass as one digit at a glance, so it is cut; when
+    # both models are sure the whole is one digit, the line reader (which would rather find "00")
+    # is not asked, and the 0 stays one digit.
+    strokes = [np.column_stack([60 + (p[:, 0] - 60) * 2.6, p[:, 1]]) for p in paths(0, (60, 40, 100))]
+    broad_zero = encode(render(strokes, canvas=(320, 180), brush=10, supersample=2))
+    assert [d.box[2] > 1.2 * d.box[3] for d in segment.read_image(broad_zero, SureReader(0.99), 16)] == [True]
+    with pytest.raises(AssertionError, match="line reader was asked"):
+        segment.read_image(broad_zero, SureReader(0.6), 16)
 
 
 def test_specks_are_ignored(reader):

@@ -344,7 +344,11 @@ def _read_group(ink: np.ndarray, whole: np.ndarray, whole_wholeness: float, orig
             best[j] = _best_readings(options, spelt)
     readings = best[last]  # never empty: the uncut group reaches it, best first
     chosen = readings[0][1]
-    if width >= LINE_WIDTH * height:
+    # A group both models take for one whole digit, only too broad to pass at a glance (a wide 0),
+    # is not weighed as a line: the line reader, which has seen digits far apart, would rather
+    # find two digits in it.
+    one_digit = whole_wholeness >= SPLIT_CONFIDENCE and probabilities[0].max() >= SPLIT_CONFIDENCE
+    if width >= LINE_WIDTH * height and not one_digit:
         line = reader.read_line(to_line(ink))
         found = line.best_path()
         own = "".join(str(int(p.argmax())) for p, _, _ in found)
