@@ -1,11 +1,13 @@
 """Lines of handwritten digits side by side, and the pieces segmentation cuts out of them: the
 training data of the segment reader (train_segments.py) and of the line reader (train_lines.py).
 
-Two or three MNIST digits are set on one line at the size digits have in a drawing, mostly
-touching or overlapping, some apart, at slightly different sizes and heights. The line is cut
-exactly as the service cuts a group (`app.core.segment.cuts`), and every piece goes through the
-one preprocessing path (`to_mnist`). A piece that holds one digit's ink and next to nothing of
-its neighbours' is labelled with that digit; a fragment, or ink of two digits, is JUNK.
+MNIST digits are set on one line at the size digits have in a drawing, at slightly different
+sizes and heights. For the segment reader, lines of two or three, mostly touching or
+overlapping, some close: the line is cut exactly as the service cuts a group
+(`app.core.segment.cuts`), and every piece goes through the one preprocessing path
+(`to_mnist`). A piece that holds one digit's ink and next to nothing of its neighbours' is
+labelled with that digit; a fragment, or ink of two digits, is JUNK. For the line reader, whole
+lines spaced every way, far apart too, and a little tilted, through `to_line`.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ FRAGMENT = 0.7  # a piece with less than this of every digit, or this much of tw
 # reader also reads numbers written with space between the digits.
 TOUCHING_MOSTLY = (0.5, 0.3, 0.2, 0.0)
 ANY_SPACING = (0.4, 0.25, 0.2, 0.15)
+OFFSETS = ((-0.3, 0.0), (0.0, 0.15), (0.15, 0.8))  # the last three ways, in heights: box to box
 
 
 def compose(digits: np.ndarray, rng: np.random.Generator, spacing: tuple[float, ...] = TOUCHING_MOSTLY,
@@ -64,7 +67,7 @@ def compose(digits: np.ndarray, rng: np.random.Generator, spacing: tuple[float, 
                         x = left
                         break
             else:
-                x += int(round(rng.uniform(*[(-0.3, 0.0), (0.0, 0.15), (0.15, 0.8)][how - 1]) * height))
+                x += int(round(rng.uniform(*OFFSETS[how - 1]) * height))
         x = max(0, x)
         coverage[n, y:y + h, x:x + w] = scaled[:h]
         x += w
