@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from app.core.classifier import LineReading
 from model import checkpoint, mnist, provenance
 from model.augment import restroke, skeletonize
 from model.lines import line
@@ -86,16 +87,9 @@ def batch(xs: list[np.ndarray], ys: list[np.ndarray], idx) -> tuple[torch.Tensor
 
 
 def greedy(logits: torch.Tensor, steps: torch.Tensor) -> list[list[int]]:
-    """Best path decoding: the likeliest class at every step, repeats merged, blanks dropped."""
-    out = []
-    for best, n in zip(logits.argmax(1).tolist(), steps.tolist()):
-        read, previous = [], 0
-        for c in best[:n]:
-            if c != previous and c != 0:
-                read.append(c - 1)
-            previous = c
-        out.append(read)
-    return out
+    """Best path decoding, as the service reads a line (`LineReading.best_path`)."""
+    return [[int(p.argmax()) for p, _, _ in LineReading(F.log_softmax(scores[:, :n], 0).T).best_path()]
+            for scores, n in zip(logits, steps.tolist())]
 
 
 try:
