@@ -183,6 +183,23 @@ def test_boxes_are_in_the_images_pixels_left_to_right(client):
         assert 0 <= x and x + w <= width and 0 <= y and y + h <= height and 40 <= h <= 110
 
 
+def test_digits_cut_apart_have_boxes_in_the_images_pixels(client):
+    """A group of touching digits is cut at a working height of its own; the boxes still come
+    back in the image's pixels, left to right, together spanning the ink."""
+    data = touching("2026")
+    ink_map = ink(decode(data))
+    rows, cols = np.flatnonzero(ink_map.max(1) > 0.1), np.flatnonzero(ink_map.max(0) > 0.1)
+    assert rows[-1] - rows[0] > 2 * segment.CUT_HEIGHT  # so the cutting happens at a smaller scale
+    answer = client.post("/predict/number", data=data, content_type="image/png").json
+    boxes = [d["box"] for d in answer["digits"]]
+    assert answer["number"] == "2026"
+    assert [b[0] for b in boxes] == sorted(b[0] for b in boxes)
+    assert abs(boxes[0][0] - cols[0]) <= 3 and abs(boxes[-1][0] + boxes[-1][2] - (cols[-1] + 1)) <= 3
+    for x, y, w, h in boxes:
+        assert cols[0] - 3 <= x and x + w <= cols[-1] + 4 and rows[0] - 3 <= y and y + h <= rows[-1] + 4
+        assert h >= 0.6 * (rows[-1] - rows[0])
+
+
 # --- the endpoint
 
 

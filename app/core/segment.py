@@ -37,6 +37,8 @@ SPLIT_CONFIDENCE = 0.9  # as may one that reads as a digit, or as one whole digi
 MIN_DIGIT_WIDTH = 0.15  # a digit is at least this many times the group's height wide (a 1)
 MAX_DIGIT_WIDTH = 1.3  # and a piece at most this many (the group itself is always a candidate too)
 CUTS_PER_HEIGHT = 12   # candidate seams tried per group height of width
+CUT_HEIGHT = 48        # a taller group is cut at this height: the segment reader learnt from lines
+                       # 40-90 px high, and seams and pieces cost as the square of it
 WHOLE_STROKE = 0.85    # a stroke with this share of its ink on one side of a seam goes there whole
 SEAM_BAND = 0.15       # a seam strays at most this many times the height from its column
 SEAM_SLANT = 0.02      # and pays this for each step sideways
@@ -173,24 +175,28 @@ def _seams(ink: np.ndarray, count: int) -> list[np.ndarray]:
     cost = np.where(inside[None], ink[:, np.clip(columns, 0, width - 1)], np.inf) + 0.01  # (H, K, 2B+1)
     total = cost[0]
     steps = np.zeros(cost.shape, np.int8)
-    pad = np.full((len(centres), 1), np.inf)
+    left, right = np.full(total.shape, np.inf), np.full(total.shape, np.inf)  # stepping in from either side
     for y in range(1, height):
-        left = np.concatenate([pad, total[:, :-1]], axis=1) + SEAM_SLANT
-        right = np.concatenate([total[:, 1:], pad], axis=1) + SEAM_SLANT
-        choice = np.argmin(np.stack([left, total, right]), axis=0)
-        total = np.choose(choice, [left, total, right]) + cost[y]
-        steps[y] = choice - 1
+        np.add(total[:, :-1], SEAM_SLANT, out=left[:, 1:])
+        np.add(total[:, 1:], SEAM_SLANT, out=right[:, :-1])
+        # The cheapest of the three ways down, the leftmost on a tie.
+        straight = total <= right
+        below = np.where(straight, total, right)
+        from_left = left <= below
+        steps[y] = np.where(from_left, -1, np.where(straight, 0, 1))
+        total = np.where(from_left, left, below) + cost[y]
     ends = total.argmin(1)
     price = total[np.arange(len(centres)), ends]
     # A seam worth trying leaves a fair share of the ink on both sides, and is cheaper than the
     # seams just beside it: the bottom of a valley, not its slope.
     paths = _trace(steps, columns, ends)
     running = ink.cumsum(axis=1)  # the ink on or left of each pixel of its row
-    left_ink = np.array([running[np.arange(height), path].sum() for path in paths])
+    left_ink = running[np.arange(height), paths].sum(axis=1)
     total_ink = running[:, -1].sum()
     fair = (left_ink >= SEAM_SIDE * total_ink) & (total_ink - left_ink >= SEAM_SIDE * total_ink)
     reach = max(1, round(SEAM_SPACING * height / max(1, round(0.03 * height))))
-    valley = np.array([price[k] <= price[max(0, k - reach):k + reach + 1].min() for k in range(len(centres))])
+    nearby = np.lib.stride_tricks.sliding_window_view(np.pad(price, reach, constant_values=np.inf), 2 * reach + 1)
+    valley = price <= nearby.min(axis=1)
     chosen: list[int] = []
     for k in np.argsort(price, kind="stable"):  # cheapest first, not two close together or alike
         if fair[k] and valley[k] and all(abs(centres[k] - centres[other]) > SEAM_SPACING * height
@@ -201,17 +207,16 @@ def _seams(ink: np.ndarray, count: int) -> list[np.ndarray]:
     return [paths[k] for k in sorted(chosen, key=lambda k: centres[k])]
 
 
-def _trace(steps: np.ndarray, columns: np.ndarray, ends: np.ndarray) -> list[np.ndarray]:
-    """Follow each candidate's seam back up from where it ends at the bottom."""
-    height = steps.shape[0]
-    paths = []
-    for k, d in enumerate(ends):
-        d = int(d)
-        path = np.empty(height, int)
-        for y in range(height - 1, -1, -1):
-            path[y] = columns[k, d]
-            d += int(steps[y, k, d])
-        paths.append(path)
+def _trace(steps: np.ndarray, columns: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Follow every candidate's seam back up from where it ends at the bottom, all at once:
+    (K, height), each row a seam's column in every row."""
+    height, count = steps.shape[:2]
+    candidates = np.arange(count)
+    paths = np.empty((count, height), int)
+    d = ends.astype(int)
+    for y in range(height - 1, -1, -1):
+        paths[:, y] = columns[candidates, d]
+        d = d + steps[y, candidates, d]
     return paths
 
 
@@ -246,7 +251,10 @@ def read_number(ink_map: np.ndarray, masks: Sequence[np.ndarray], reader: Reader
         if width <= SPLIT_WIDTH * height and p.max() >= SPLIT_CONFIDENCE and w >= SPLIT_CONFIDENCE:
             digits.append(Digit(field, p, (x0, y0, width, height)))
         else:
-            digits.extend(_read_group(part, field, w, (x0, y0), reader))
+            scale = min(1.0, CUT_HEIGHT / height)
+            if scale < 1:
+                part = cv2.resize(part, (max(1, round(width * scale)), CUT_HEIGHT), interpolation=cv2.INTER_AREA)
+            digits.extend(_in_pixels_of(_read_group(part, field, p, w, reader), scale, (x0, y0)))
         if len(digits) > max_digits:
             raise TooManyDigitsError(len(digits), max_digits)
     return digits
@@ -300,9 +308,9 @@ def cuts(ink: np.ndarray) -> tuple[int, list[Cut]]:
     return len(bounds) - 1, out
 
 
-def _read_group(ink: np.ndarray, whole: np.ndarray, whole_wholeness: float, origin: tuple[int, int],
+def _read_group(ink: np.ndarray, whole: np.ndarray, whole_probabilities: np.ndarray, whole_wholeness: float,
                 reader: Reader) -> list[Digit]:
-    """A group as one digit (its field is `whole`, already judged), or as the digits it reads best
+    """A group as one digit (its field is `whole`, already read), or as the digits it reads best
     as when cut.
 
     Every way of cutting the group along its seams into pieces is scored by how surely the
@@ -310,9 +318,8 @@ def _read_group(ink: np.ndarray, whole: np.ndarray, whole_wholeness: float, orig
     together); dynamic programming keeps the best few readings without trying them all. For a
     group wide enough to hold several digits, the line reader, which reads the whole group at
     once, then weighs how well each reading fits the ink: the cuts say where digits can part,
-    the line reader what the whole says.
+    the line reader what the whole says. Boxes are in the pixels of `ink`.
     """
-    x0, y0 = origin
     height, width = ink.shape
     last, candidates = cuts(ink)
     # The whole group is a candidate like any other piece when it is as narrow as a digit, and
@@ -330,25 +337,21 @@ def _read_group(ink: np.ndarray, whole: np.ndarray, whole_wholeness: float, orig
     wholeness = np.log(np.concatenate([[whole_wholeness], reader.wholeness(batch[1:])]) + 1e-6)
     if width > WHOLE_WIDTH * height:
         wholeness[0] = LAST_RESORT
-    probabilities = reader.digits(batch)
-    spelt = [str(d) for d in probabilities.argmax(1)]
-    # best[j]: the best few readings of everything left of seam j, as (score, the cuts read).
-    best: dict[int, list[Reading]] = {0: [(0.0, ())]}
-    ending: dict[int, list[int]] = {}
-    for n, cut in enumerate(kept):
-        ending.setdefault(cut.right, []).append(n)
-    for j in range(1, last + 1):
-        options = [(score + wholeness[n] - PENALTY, path + (n,))
-                   for n in ending.get(j, []) for score, path in best.get(kept[n].left, [])]
-        if options:
-            best[j] = _best_readings(options, spelt)
-    readings = best[last]  # never empty: the uncut group reaches it, best first
-    chosen = readings[0][1]
     # A group both models take for one whole digit, only too broad to pass at a glance (a wide 0),
     # is not weighed as a line: the line reader, which has seen digits far apart, would rather
     # find two digits in it.
-    one_digit = whole_wholeness >= SPLIT_CONFIDENCE and probabilities[0].max() >= SPLIT_CONFIDENCE
-    if width >= LINE_WIDTH * height and not one_digit:
+    one_digit = whole_wholeness >= SPLIT_CONFIDENCE and whole_probabilities.max() >= SPLIT_CONFIDENCE
+    if width < LINE_WIDTH * height or one_digit:
+        # The cuts alone decide, and the best reading is the same whatever the pieces spell:
+        # only the pieces it is made of need reading.
+        chosen = _readings(kept, wholeness, [str(n) for n in range(len(kept))], last)[0][1]
+        probabilities = dict(zip(chosen, reader.digits(batch[list(chosen)])))
+        probabilities[0] = whole_probabilities
+    else:
+        probabilities = dict(enumerate(reader.digits(batch)))
+        probabilities[0] = whole_probabilities
+        spelt = [str(probabilities[n].argmax()) for n in range(len(kept))]
+        readings = _readings(kept, wholeness, spelt, last)
         line = reader.read_line(to_line(ink))
         found = line.best_path()
         own = "".join(str(int(p.argmax())) for p, _, _ in found)
@@ -359,20 +362,32 @@ def _read_group(ink: np.ndarray, whole: np.ndarray, whole_wholeness: float, orig
         # Where no cut gives the digits (one lying in its neighbour's columns), the line reader's
         # own reading stands if it is far likelier than every reading the cuts offer.
         if own and own not in spellings and own_fit > max(fit) + LINE_OVERRIDE:
-            digits = _digits_along_line(ink, found, origin)
+            digits = _digits_along_line(ink, found)
             if digits:
                 return digits
-    return [Digit(batch[n], probabilities[n], (x0 + kept[n].box[0], y0 + kept[n].box[1], kept[n].box[2],
-                                               kept[n].box[3]))
-            for n in chosen]
+    return [Digit(batch[n], probabilities[n], kept[n].box) for n in chosen]
 
 
-def _digits_along_line(ink: np.ndarray, found: list[tuple[np.ndarray, float, float]],
-                       origin: tuple[int, int]) -> list[Digit]:
+def _readings(kept: list[Cut], wholeness: np.ndarray, spelt: list[str], last: int) -> list[Reading]:
+    """The best few ways of reading the group left to right as pieces, best first; the uncut
+    group always among them."""
+    # best[j]: the best few readings of everything left of seam j, as (score, the cuts read).
+    best: dict[int, list[Reading]] = {0: [(0.0, ())]}
+    ending: dict[int, list[int]] = {}
+    for n, cut in enumerate(kept):
+        ending.setdefault(cut.right, []).append(n)
+    for j in range(1, last + 1):
+        options = [(score + wholeness[n] - PENALTY, path + (n,))
+                   for n in ending.get(j, []) for score, path in best.get(kept[n].left, [])]
+        if options:
+            best[j] = _best_readings(options, spelt)
+    return best[last]  # never empty: the uncut group reaches it
+
+
+def _digits_along_line(ink: np.ndarray, found: list[tuple[np.ndarray, float, float]]) -> list[Digit]:
     """The line reader's digits as pieces of the group: each the ink between the midpoints of the
     gaps to its neighbours' stretches of the line, its probabilities the line reader's. Empty if
     a piece holds no digit."""
-    x0, y0 = origin
     ends = [(a, b) for _, a, b in found]
     middles = [(ends[k][1] + ends[k + 1][0]) / 2 for k in range(len(ends) - 1)]
     bounds = [0, *np.round(line_to_ink_columns(ink, middles)).astype(int).tolist(), ink.shape[1]]
@@ -385,7 +400,7 @@ def _digits_along_line(ink: np.ndarray, found: list[tuple[np.ndarray, float, flo
             field = to_mnist(piece)
         except NoDigitError:
             return []
-        digits.append(Digit(field, p, (x0 + int(cols[0]), y0 + int(rows[0]), int(cols[-1] - cols[0] + 1),
+        digits.append(Digit(field, p, (int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1),
                                        int(rows[-1] - rows[0] + 1))))
     return digits
 
@@ -407,11 +422,14 @@ def _best_readings(options: list[Reading], spelt: list[str]) -> list[Reading]:
     return out
 
 
-def _in_pixels_of(digits: list[Digit], scale: float) -> list[Digit]:
-    """The digits with their boxes in the pixels of the image (or canvas) the ink map came from."""
+def _in_pixels_of(digits: list[Digit], scale: float, origin: tuple[int, int] = (0, 0)) -> list[Digit]:
+    """The digits with their boxes in the pixels of the picture they were read from, scaled by
+    `scale` from it, at `origin` in it: the image (or canvas) an ink map came from, or the ink map
+    a group was cut out of."""
+    x0, y0 = origin
     for d in digits:
         x, y, w, h = d.box
-        d.box = (round(x / scale), round(y / scale), max(1, round(w / scale)), max(1, round(h / scale)))
+        d.box = (x0 + round(x / scale), y0 + round(y / scale), max(1, round(w / scale)), max(1, round(h / scale)))
     return digits
 
 
