@@ -224,11 +224,12 @@ def _border(a: np.ndarray) -> np.ndarray:
 
 def _channel_max(a: np.ndarray) -> np.ndarray:
     """Per-pixel maximum over the channels of (H, W, C), channel by channel: NumPy reduces a short
-    last axis several times more slowly."""
-    out = a[..., 0]
-    for c in range(1, a.shape[-1]):
-        out = np.maximum(out, a[..., c])
-    return np.ascontiguousarray(out)
+    last axis several times more slowly, and takes twice OpenCV's time over strided channels."""
+    channels = cv2.split(a)
+    out = channels[0]
+    for channel in channels[1:]:
+        out = cv2.max(out, channel)
+    return out
 
 
 def _contrast_to_paper(colour: np.ndarray) -> np.ndarray:
