@@ -369,8 +369,9 @@ def _read_group(ink: np.ndarray, whole: np.ndarray, whole_probabilities: np.ndar
 
 
 def _readings(kept: list[Cut], wholeness: np.ndarray, spelt: list[str], last: int) -> list[Reading]:
-    """The best few ways of reading the group left to right as pieces, best first; the uncut
-    group always among them."""
+    """The best few ways of reading the group left to right as pieces, best first, the uncut
+    group always among them; ways whose pieces spell alike (`spelt`: each piece's digit) count
+    once."""
     # best[j]: the best few readings of everything left of seam j, as (score, the cuts read).
     best: dict[int, list[Reading]] = {0: [(0.0, ())]}
     ending: dict[int, list[int]] = {}
