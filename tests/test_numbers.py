@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from app.core import segment
-from app.core.preprocess import NoDigitError, decode, ink, to_line
+from app.core.preprocess import INK_THRESHOLD, NoDigitError, decode, ink, to_line
 from tests.drawing import encode, number, paths, render
 
 WHITE = (255, 255, 255, 255)
@@ -188,7 +188,7 @@ def test_digits_cut_apart_have_boxes_in_the_images_pixels(client):
     back in the image's pixels, left to right, together spanning the ink."""
     data = touching("2026")
     ink_map = ink(decode(data))
-    rows, cols = np.flatnonzero(ink_map.max(1) > 0.1), np.flatnonzero(ink_map.max(0) > 0.1)
+    rows, cols = np.flatnonzero(ink_map.max(1) > INK_THRESHOLD), np.flatnonzero(ink_map.max(0) > INK_THRESHOLD)
     assert rows[-1] - rows[0] > 2 * segment.CUT_HEIGHT  # so the cutting happens at a smaller scale
     answer = client.post("/predict/number", data=data, content_type="image/png").json
     boxes = [d["box"] for d in answer["digits"]]
