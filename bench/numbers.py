@@ -6,6 +6,9 @@ digit sizes and baselines jittered; every background and format of bench/drawn.p
 digitpad, the baseline a newcomer would write first: connected components merged where their
 columns overlap, each read by the shipped model.
 
+Then the speed target: numbers of four digits of each gap kind read in this process, on one
+thread, decoding included.
+
     python -m bench.numbers                  # 700 numbers, starts its own server
     python -m bench.numbers --count 2000 --url http://127.0.0.1:8000
 """
@@ -20,6 +23,7 @@ import random
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -28,12 +32,13 @@ import requests
 import torch
 from PIL import Image
 
-from app.core.classifier import Classifier
+from app.core import segment
+from app.core.classifier import Classifier, LineReader, NumberReader
 from app.core.preprocess import INK_THRESHOLD, NoDigitError, decode, ink, to_mnist
 from bench.drawn import KINDS, centre_lines, colours
-from bench.serve import Gunicorn
+from bench.serve import Gunicorn, timeit
 from model import mnist
-from model.checkpoint import DEFAULT_WEIGHTS
+from model.checkpoint import DEFAULT_WEIGHTS, LINES_WEIGHTS, SEGMENTS_WEIGHTS
 
 CANVAS_KINDS = [k for k in KINDS if k != "photo of paper"]
 GAPS = {  # the space between neighbours' boxes, in digit heights (touching is searched for)
@@ -136,28 +141,49 @@ def baseline(data: bytes, classifier: Classifier) -> str:
     return "".join(str(d) for d in classifier.probabilities(np.stack(fields)).argmax(1))
 
 
+def numbers_of(images: torch.Tensor, labels: torch.Tensor, count: int, rng: random.Random,
+               lengths: Sequence[int] = range(2, 9)) -> list[tuple[bytes, str, dict]]:
+    """`count` numbers, every length, gap kind and canvas kind in turn: (image, digits, what it is)."""
+    strokes_of: dict[int, tuple] = {}
+    numbers = []
+    for n in range(count):
+        length = lengths[n % len(lengths)]
+        gap = list(GAPS)[(n // len(lengths)) % len(GAPS)]
+        kind = CANVAS_KINDS[(n // (len(lengths) * len(GAPS))) % len(CANVAS_KINDS)]
+        chosen = [rng.randrange(len(images)) for _ in range(length)]
+        items = [strokes_of.setdefault(i, centre_lines(images[i].numpy())) for i in chosen]
+        data = encode(compose(items, gap, rng), kind, rng)
+        numbers.append((data, "".join(str(int(labels[i])) for i in chosen), {"gap": gap, "length": length,
+                                                                             "kind": kind}))
+    return numbers
+
+
+def reading_times(numbers: list[tuple[bytes, str, dict]]) -> dict[str, np.ndarray]:
+    """ms to read each number in this process, one thread like a worker, best of 3 calls, by gap."""
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    reader = NumberReader(Classifier(DEFAULT_WEIGHTS, "cpu"), Classifier(SEGMENTS_WEIGHTS, "cpu"),
+                          LineReader(LINES_WEIGHTS, "cpu"))
+    times: dict[str, list[float]] = defaultdict(list)
+    for data, _, info in numbers:
+        times[info["gap"]].append(timeit(lambda: segment.read_image(data, reader, 16), repeat=3))
+    return {gap: np.array(ms) for gap, ms in times.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=700, help="how many numbers")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DIR or data/mnist)")
     parser.add_argument("--url", default=None, help="a running digitpad server (default: start one)")
+    parser.add_argument("--timed", type=int, default=60, help="4-digit numbers of each gap kind timed in-process")
     args = parser.parse_args()
 
     rng = random.Random(args.seed)
     images, labels = mnist.load("test", args.data_dir)
     print(f"composing {args.count} numbers of MNIST test digits ...", file=sys.stderr)
-    strokes_of: dict[int, tuple] = {}
-    numbers = []
-    for n in range(args.count):
-        length = 2 + n % 7
-        gap = list(GAPS)[(n // 7) % len(GAPS)]
-        kind = CANVAS_KINDS[(n // (7 * len(GAPS))) % len(CANVAS_KINDS)]
-        chosen = [rng.randrange(len(images)) for _ in range(length)]
-        items = [strokes_of.setdefault(i, centre_lines(images[i].numpy())) for i in chosen]
-        data = encode(compose(items, gap, rng), kind, rng)
-        numbers.append((data, "".join(str(int(labels[i])) for i in chosen), {"gap": gap, "length": length,
-                                                                             "kind": kind}))
+    numbers = numbers_of(images, labels, args.count, rng)
+    timed = numbers_of(images, labels, 4 * args.timed, rng, lengths=[4])
 
     server = None if args.url else Gunicorn("app:create_app()", workers=2)
     url = args.url or server.url
@@ -211,6 +237,14 @@ def main() -> None:
         theirs = np.mean([naive[n] == truth[n] for n in members])
         label = f"**{name}**" if name == "all" else name
         print(f"| {label} | {len(members)} | {ours:.1%} | {per_digit(answers, members):.2%} | {theirs:.1%} |")
+
+    times = reading_times(timed)
+    print(f"\n4-digit numbers read in this process, one thread, decoding included, best of 3 calls "
+          f"({args.timed} of each gap kind, every canvas kind), ms:\n")
+    print("| gap | p50 | p90 |")
+    print("|---|---:|---:|")
+    for gap, ms in [*times.items(), ("**all**", np.concatenate(list(times.values())))]:
+        print(f"| {gap} | {np.percentile(ms, 50):.1f} | {np.percentile(ms, 90):.1f} |")
 
 
 if __name__ == "__main__":
