@@ -11,7 +11,7 @@ import torch
 from flask import Flask
 
 from app import config
-from app.core.classifier import Classifier, LineReader, NumberReader
+from app.core.classifier import Classifier, NumberReader
 from app.core.store import Store, StoreError
 from app.web import api, corrections, errors, explain, observability, pages, security
 from model.checkpoint import ModelError
@@ -31,14 +31,14 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     cv2.setNumThreads(app.config["TORCH_THREADS"])
     try:
         classifier = Classifier(app.config["MODEL_PATH"], app.config["DEVICE"])
-        segments = Classifier(app.config["SEGMENTS_MODEL_PATH"], app.config["DEVICE"])
-        lines = LineReader(app.config["LINES_MODEL_PATH"], app.config["DEVICE"])
+        reader = NumberReader.load(classifier, app.config["SEGMENTS_MODEL_PATH"], app.config["LINES_MODEL_PATH"],
+                                   app.config["DEVICE"])
         store = Store(_database_url(app), max_corrections=app.config["MAX_CORRECTIONS"])
     except (ModelError, ValueError, StoreError) as exc:
         print(f"digitpad: cannot start: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     app.extensions["digitpad.classifier"] = classifier
-    app.extensions["digitpad.reader"] = NumberReader(classifier, segments, lines)
+    app.extensions["digitpad.reader"] = reader
     app.extensions["digitpad.store"] = store
 
     app.register_blueprint(api.bp)

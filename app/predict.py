@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from app.core import segment
-from app.core.classifier import Classifier, LineReader, NumberReader, answer
+from app.core.classifier import Classifier, NumberReader, answer
 from app.core.preprocess import ImageError, preprocess
-from model.checkpoint import DEFAULT_WEIGHTS, LINES_WEIGHTS, SEGMENTS_WEIGHTS, ModelError
+from model.checkpoint import DEFAULT_WEIGHTS, ModelError
 
 MAX_DIGITS = 64
 
@@ -32,8 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         classifier = Classifier(args.model, args.device)
-        reader = NumberReader(classifier, Classifier(SEGMENTS_WEIGHTS, args.device),
-                              LineReader(LINES_WEIGHTS, args.device)) if args.number else None
+        reader = NumberReader.load(classifier, device=args.device) if args.number else None
     except (ModelError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -33,12 +33,12 @@ import torch
 from PIL import Image
 
 from app.core import segment
-from app.core.classifier import Classifier, LineReader, NumberReader
+from app.core.classifier import Classifier, NumberReader
 from app.core.preprocess import INK_THRESHOLD, NoDigitError, decode, ink, to_mnist
 from bench.drawn import KINDS, centre_lines, colours
 from bench.serve import Gunicorn, timeit
 from model import mnist
-from model.checkpoint import DEFAULT_WEIGHTS, LINES_WEIGHTS, SEGMENTS_WEIGHTS
+from model.checkpoint import DEFAULT_WEIGHTS
 
 CANVAS_KINDS = [k for k in KINDS if k != "photo of paper"]
 GAPS = {  # the space between neighbours' boxes, in digit heights (touching is searched for)
@@ -162,8 +162,7 @@ def reading_times(numbers: list[tuple[bytes, str, dict]]) -> dict[str, np.ndarra
     """ms to read each number in this process, one thread like a worker, best of 3 calls, by gap."""
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-    reader = NumberReader(Classifier(DEFAULT_WEIGHTS, "cpu"), Classifier(SEGMENTS_WEIGHTS, "cpu"),
-                          LineReader(LINES_WEIGHTS, "cpu"))
+    reader = NumberReader.load(Classifier(DEFAULT_WEIGHTS, "cpu"), device="cpu")
     times: dict[str, list[float]] = defaultdict(list)
     for data, _, info in numbers:
         times[info["gap"]].append(timeit(lambda: segment.read_image(data, reader, 16), repeat=3))

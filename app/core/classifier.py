@@ -132,6 +132,13 @@ class NumberReader:
         self.lines = lines
         self.junk = segments.net.classifier.out_features - 1  # its last class: not one whole digit
 
+    @classmethod
+    def load(cls, digits: Classifier, segments: str | Path = checkpoint.SEGMENTS_WEIGHTS,
+             lines: str | Path = checkpoint.LINES_WEIGHTS, device: str = "auto") -> NumberReader:
+        """The digit classifier with the segment and line readers loaded beside it (the shipped
+        ones unless told otherwise), on `device`."""
+        return cls(digits, Classifier(segments, device), LineReader(lines, device))
+
     def digits(self, fields: np.ndarray) -> np.ndarray:
         return self.classifier.probabilities(fields)
 

@@ -341,15 +341,19 @@ def _read_group(ink: np.ndarray, whole: np.ndarray, whole_probabilities: np.ndar
     # is not weighed as a line: the line reader, which has seen digits far apart, would rather
     # find two digits in it.
     one_digit = whole_wholeness >= SPLIT_CONFIDENCE and whole_probabilities.max() >= SPLIT_CONFIDENCE
+    probabilities = {0: whole_probabilities}  # of the pieces read so far; the whole already was
+
+    def read(pieces: list[int]) -> None:
+        if pieces:
+            probabilities.update(zip(pieces, reader.digits(batch[pieces])))
+
     if width < LINE_WIDTH * height or one_digit:
         # The cuts alone decide, and the best reading is the same whatever the pieces spell:
         # only the pieces it is made of need reading.
         chosen = _readings(kept, wholeness, [str(n) for n in range(len(kept))], last)[0][1]
-        probabilities = dict(zip(chosen, reader.digits(batch[list(chosen)])))
-        probabilities[0] = whole_probabilities
+        read([n for n in chosen if n])
     else:
-        probabilities = dict(enumerate(reader.digits(batch)))
-        probabilities[0] = whole_probabilities
+        read(list(range(1, len(kept))))
         spelt = [str(probabilities[n].argmax()) for n in range(len(kept))]
         readings = _readings(kept, wholeness, spelt, last)
         line = reader.read_line(to_line(ink))
