@@ -34,6 +34,8 @@ parser.add_argument("--epochs", type=int, default=5)
 parser.add_argument("--batch-size", type=int, default=128)
 parser.add_argument("--lr", type=float, default=0.05, help="peak learning rate of the one-cycle schedule")
 parser.add_argument("--weight-decay", type=float, default=5e-4)
+parser.add_argument("--channels", type=int, nargs=5, default=[8, 16, 16, 32, 32],
+                    help="widths of the five convolutions (each candidate piece of a number goes through them)")
 parser.add_argument("--seed", type=int, default=0)
 parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
 parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
@@ -89,7 +91,7 @@ steps_per_epoch = -(-len(train_x) // args.batch_size)
 # -----------------------------------------------------------------------------
 # model and optimiser
 
-net = DigitNet(classes=JUNK + 1).to(device).to(memory_format=torch.channels_last)
+net = DigitNet(tuple(args.channels), classes=JUNK + 1).to(device).to(memory_format=torch.channels_last)
 optimizer = torch.optim.SGD(net.parameters(), lr=args.lr, momentum=0.9, nesterov=True, weight_decay=args.weight_decay)
 schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, epochs=args.epochs,
                                                steps_per_epoch=steps_per_epoch, pct_start=0.2)

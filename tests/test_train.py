@@ -50,6 +50,30 @@ def test_line_reader_quick_run_writes_a_model_the_service_reads_with(tmp_path, m
     assert scores.shape == (3,) and scores[2] == float("-inf")  # 40 digits cannot fit 30 steps
 
 
+@pytest.mark.slow
+def test_segment_reader_quick_run_writes_a_model_the_service_reads_with(tmp_path, mnist_dir):
+    from app.core.classifier import Classifier
+
+    out = tmp_path / "segments.safetensors"
+    result = subprocess.run([sys.executable, "train_segments.py", "--data-dir", str(mnist_dir), "--lines", "160",
+                             "--epochs", "1", "--threads", "1", "--channels", "4", "8", "8", "16", "16",
+                             "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    meta = json.loads(checkpoint.metadata_path(out).read_text())
+    assert meta["architecture"] == {"name": "DigitNet", "channels": [4, 8, 8, 16, 16], "classes": 11}
+    assert meta["classes"][-1] == "not one whole digit" and len(meta["history"]) == 1
+    assert 0 <= meta["test"]["junk_recall"] <= 1 and meta["train_pieces"] > 160
+    probabilities = Classifier(out, "cpu").probabilities(torch.rand(3, 28, 28).numpy())
+    assert probabilities.shape == (3, 11) and abs(probabilities.sum(1) - 1).max() < 1e-5
+
+
+def test_shipped_segment_reader_files():
+    meta = json.loads(checkpoint.metadata_path(checkpoint.SEGMENTS_WEIGHTS).read_text())
+    assert meta["architecture"]["classes"] == 11 and len(meta["classes"]) == 11
+    assert meta["test"]["accuracy"] >= 0.95 and meta["test"]["junk_recall"] >= 0.95
+    assert meta["weights_sha256"] == hashlib.sha256(checkpoint.SEGMENTS_WEIGHTS.read_bytes()).hexdigest()
+
+
 def test_shipped_line_reader_files():
     meta = json.loads(checkpoint.metadata_path(checkpoint.LINES_WEIGHTS).read_text())
     assert meta["architecture"]["name"] == "LineNet" and meta["classes"][0] == "blank"
