@@ -33,7 +33,9 @@ SPECK = 0.04           # pieces smaller than this fraction of the largest one's 
 SPECK_SIDE = 0.25      # ...unless their box reaches this fraction of the tallest piece's height
 FRAGMENT = 0.5         # a group less than this share of the typical height belongs to a neighbour
 SPLIT_WIDTH = 1.0      # a group wider than this many times its height may hold several digits
-SPLIT_CONFIDENCE = 0.9  # as may one that reads as a digit, or as one whole digit, less surely
+SPLIT_CONFIDENCE = 0.5  # as may one that the classifier or the segment reader takes for one
+                        # digit no more likely than not (0.9 cut apart digits more often than
+                        # it found ones that touch)
 MIN_DIGIT_WIDTH = 0.15  # a digit is at least this many times the group's height wide (a 1)
 MAX_DIGIT_WIDTH = 1.3  # and a piece at most this many (the group itself is always a candidate too)
 CUTS_PER_HEIGHT = 12   # candidate seams tried per group height of width
