@@ -32,7 +32,8 @@ OVERLAP = 0.5          # pieces sharing this much of the narrower one's columns 
 SPECK = 0.04           # pieces smaller than this fraction of the largest one's area are specks...
 SPECK_SIDE = 0.25      # ...unless their box reaches this fraction of the tallest piece's height
 FRAGMENT = 0.5         # a group less than this share of the typical height belongs to a neighbour
-SPLIT_WIDTH = 1.0      # a group wider than this many times its height may hold several digits
+SPLIT_WIDTH = 1.4      # a group wider than this many times its height may hold several digits
+                       # (narrower, the cuts nearly always chose the whole group anyway)
 SPLIT_CONFIDENCE = 0.5  # as may one that the classifier or the segment reader takes for one
                         # digit no more likely than not (0.9 cut apart digits more often than
                         # it found ones that touch)
