@@ -129,15 +129,32 @@ class SureReader:
 
 
 def test_a_broad_digit_both_models_take_for_one_is_not_read_again_as_a_line():
-    # A 0 drawn 1.5 heights wide: too broad to pass as one digit at a glance, so it is cut; when
+    # A 0 drawn 1.7 heights wide: too broad to pass as one digit at a glance, so it is cut; when
     # both models take the whole for one digit more likely than not, the line reader (which would
     # rather find "00") is not asked, and the 0 stays one digit.
-    strokes = [np.column_stack([60 + (p[:, 0] - 60) * 2.6, p[:, 1]]) for p in paths(0, (60, 40, 100))]
+    strokes = [np.column_stack([60 + (p[:, 0] - 60) * 3.1, p[:, 1]]) for p in paths(0, (60, 40, 100))]
     broad_zero = encode(render(strokes, canvas=(320, 180), brush=10, supersample=2))
     for sure in (0.99, 0.6):
-        assert [d.box[2] > 1.2 * d.box[3] for d in segment.read_image(broad_zero, SureReader(sure), 16)] == [True]
+        digits = segment.read_image(broad_zero, SureReader(sure), 16)
+        assert [d.box[2] > segment.SPLIT_WIDTH * d.box[3] for d in digits] == [True]
     with pytest.raises(AssertionError, match="line reader was asked"):
         segment.read_image(broad_zero, SureReader(0.4), 16)
+
+
+def test_a_digit_both_models_take_for_one_is_read_at_a_glance():
+    # A 0 drawn 1.1 heights wide, within SPLIT_WIDTH: when both models take it for one digit more
+    # likely than not, no cut is tried (the segment reader is asked once, about the whole group);
+    # when they doubt it, its cuts are weighed (asked again, about the pieces).
+    strokes = [np.column_stack([60 + (p[:, 0] - 60) * 2.0, p[:, 1]]) for p in paths(0, (60, 40, 100))]
+    zero = encode(render(strokes, canvas=(320, 180), brush=10, supersample=2))
+    for sure, asked in ((0.6, 1), (0.4, 2)):
+        reader, calls = SureReader(sure), []
+        reader.wholeness = lambda fields, ask=reader.wholeness: calls.append(len(fields)) or ask(fields)
+        digits = segment.read_image(zero, reader, 16)
+        assert len(calls) == asked
+        if sure > 0.5:
+            [(_, _, width, height)] = [d.box for d in digits]
+            assert 1.0 < width / height < segment.SPLIT_WIDTH
 
 
 def test_specks_are_ignored(reader):
