@@ -12,12 +12,17 @@ from model import checkpoint, mnist
 from tests.conftest import ROOT
 
 
-def run_train(out, mnist_dir, *extra):
+def run_script(script, out, mnist_dir, *extra):
+    """A training script's quick run: one epoch on one thread, writing to `out`."""
     return subprocess.run(
-        [sys.executable, "train.py", "--data-dir", str(mnist_dir), "--limit", "512", "--epochs", "1",
-         "--batch-size", "64", "--threads", "1", "--out", str(out), *extra],
+        [sys.executable, script, "--data-dir", str(mnist_dir), "--epochs", "1", "--threads", "1",
+         "--out", str(out), *extra],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
+
+
+def run_train(out, mnist_dir, *extra):
+    return run_script("train.py", out, mnist_dir, "--limit", "512", "--batch-size", "64", *extra)
 
 
 @pytest.mark.slow
@@ -39,9 +44,7 @@ def test_line_reader_quick_run_writes_a_model_the_service_reads_with(tmp_path, m
     from app.core.classifier import LineReader
 
     out = tmp_path / "lines.safetensors"
-    result = subprocess.run([sys.executable, "train_lines.py", "--data-dir", str(mnist_dir), "--lines", "256",
-                             "--epochs", "1", "--threads", "1", "--out", str(out)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = run_script("train_lines.py", out, mnist_dir, "--lines", "256")
     assert result.returncode == 0, result.stderr
     meta = json.loads(checkpoint.metadata_path(out).read_text())
     assert meta["architecture"]["name"] == "LineNet" and meta["train_lines"] == 256
@@ -55,9 +58,7 @@ def test_segment_reader_quick_run_writes_a_model_the_service_reads_with(tmp_path
     from app.core.classifier import Classifier
 
     out = tmp_path / "segments.safetensors"
-    result = subprocess.run([sys.executable, "train_segments.py", "--data-dir", str(mnist_dir), "--lines", "160",
-                             "--epochs", "1", "--threads", "1", "--channels", "4", "8", "8", "16", "16",
-                             "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = run_script("train_segments.py", out, mnist_dir, "--lines", "160", "--channels", "4", "8", "8", "16", "16")
     assert result.returncode == 0, result.stderr
     meta = json.loads(checkpoint.metadata_path(out).read_text())
     assert meta["architecture"] == {"name": "DigitNet", "channels": [4, 8, 8, 16, 16], "classes": 11}

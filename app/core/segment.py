@@ -251,7 +251,7 @@ def read_number(ink_map: np.ndarray, masks: Sequence[np.ndarray], reader: Reader
     digits: list[Digit] = []
     for part, field, p, w, (x0, y0) in zip(inks, wholes, read, whole, origins):
         height, width = part.shape
-        if width <= SPLIT_WIDTH * height and p.max() >= SPLIT_CONFIDENCE and w >= SPLIT_CONFIDENCE:
+        if width <= SPLIT_WIDTH * height and _taken_for_one_digit(p, w):
             digits.append(Digit(field, p, (x0, y0, width, height)))
         else:
             scale = min(1.0, CUT_HEIGHT / height)
@@ -261,6 +261,12 @@ def read_number(ink_map: np.ndarray, masks: Sequence[np.ndarray], reader: Reader
         if len(digits) > max_digits:
             raise TooManyDigitsError(len(digits), max_digits)
     return digits
+
+
+def _taken_for_one_digit(probabilities: np.ndarray, wholeness: float) -> bool:
+    """Whether the classifier and the segment reader both take a field for one digit, more
+    likely than not (SPLIT_CONFIDENCE)."""
+    return probabilities.max() >= SPLIT_CONFIDENCE and wholeness >= SPLIT_CONFIDENCE
 
 
 @dataclass
@@ -343,7 +349,7 @@ def _read_group(ink: np.ndarray, whole: np.ndarray, whole_probabilities: np.ndar
     # A group both models take for one whole digit, only too broad to pass at a glance (a wide 0),
     # is not weighed as a line: the line reader, which has seen digits far apart, would rather
     # find two digits in it.
-    one_digit = whole_wholeness >= SPLIT_CONFIDENCE and whole_probabilities.max() >= SPLIT_CONFIDENCE
+    one_digit = _taken_for_one_digit(whole_probabilities, whole_wholeness)
     probabilities = {0: whole_probabilities}  # of the pieces read so far; the whole already was
 
     def read(pieces: list[int]) -> None:
