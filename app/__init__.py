@@ -30,9 +30,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     torch.set_num_threads(app.config["TORCH_THREADS"])
     cv2.setNumThreads(app.config["TORCH_THREADS"])
     try:
-        classifier = Classifier(app.config["MODEL_PATH"], app.config["DEVICE"])
+        classifier = Classifier(app.config["MODEL_PATH"], app.config["DEVICE"], app.config["RUNTIME"])
         reader = NumberReader.load(classifier, app.config["SEGMENTS_MODEL_PATH"], app.config["LINES_MODEL_PATH"],
-                                   app.config["DEVICE"])
+                                   app.config["DEVICE"], app.config["RUNTIME"])
         store = Store(_database_url(app), max_corrections=app.config["MAX_CORRECTIONS"])
     except (ModelError, ValueError, StoreError) as exc:
         print(f"digitpad: cannot start: {exc}", file=sys.stderr)

@@ -23,6 +23,7 @@ def from_environment() -> dict[str, Any]:
         "SEGMENTS_MODEL_PATH": os.environ.get("DIGITPAD_SEGMENTS_MODEL") or str(SEGMENTS_WEIGHTS),
         "LINES_MODEL_PATH": os.environ.get("DIGITPAD_LINES_MODEL") or str(LINES_WEIGHTS),
         "DEVICE": os.environ.get("DIGITPAD_DEVICE", "auto"),
+        "RUNTIME": os.environ.get("DIGITPAD_RUNTIME", "auto"),
         "TORCH_THREADS": _int("DIGITPAD_TORCH_THREADS", 1),
         "MAX_CONTENT_LENGTH": _int("DIGITPAD_MAX_CONTENT_LENGTH", 16 * 1024 * 1024),
         "MAX_IMAGE_PIXELS": _int("DIGITPAD_MAX_IMAGE_PIXELS", 40_000_000),

@@ -194,21 +194,23 @@ def explaining(drawings: list[tuple[str, bytes]]) -> np.ndarray:
 
 
 def forward_variants(field: np.ndarray) -> list[tuple[str, float]]:
-    """The model's forward pass, as trained and as served."""
+    """The model's forward pass, as trained and as served, by PyTorch and by ONNX Runtime."""
     x = torch.from_numpy(field)[None, None]
     net, _ = checkpoint.load(checkpoint.DEFAULT_WEIGHTS)
     folded = fold_batchnorm(copy.deepcopy(net))
     rows = []
     with torch.inference_mode():
-        rows.append(("forward, batch 1: as trained (BatchNorm)", timeit(lambda: net(x), 200)))
-        rows.append(("forward, batch 1: BatchNorm folded", timeit(lambda: folded(x), 200)))
+        rows.append(("PyTorch forward, batch 1: as trained (BatchNorm)", timeit(lambda: net(x), 200)))
+        rows.append(("PyTorch forward, batch 1: BatchNorm folded", timeit(lambda: folded(x), 200)))
         channels_last = x.contiguous(memory_format=torch.channels_last)
         folded_cl = copy.deepcopy(folded).to(memory_format=torch.channels_last)
-        rows.append(("forward, batch 1: folded + channels-last (served)", timeit(lambda: folded_cl(channels_last), 200)))
-        batch = x.repeat(256, 1, 1, 1)
-        rows.append(("forward, batch 256, per image", timeit(lambda: folded(batch), 10) / 256))
-    classifier = Classifier(checkpoint.DEFAULT_WEIGHTS, "cpu")
-    rows.append(("classifier.probabilities, batch 1 (served)", timeit(lambda: classifier.probabilities(x[0].numpy()), 200)))
+        rows.append(("PyTorch forward, batch 1: folded + channels-last", timeit(lambda: folded_cl(channels_last), 200)))
+    served = Classifier(checkpoint.DEFAULT_WEIGHTS, "cpu")
+    batch = x.numpy().repeat(256, 0)
+    rows.append(("ONNX Runtime forward, batch 1 (served)", timeit(lambda: served.runner(x.numpy()), 200)))
+    for label, classifier in (("PyTorch", Classifier(checkpoint.DEFAULT_WEIGHTS, "cpu", "torch")), ("ONNX Runtime", served)):
+        rows.append((f"{label} forward, batch 256, per image", timeit(lambda: classifier.runner(batch), 10) / 256))
+        rows.append((f"{label}: classifier.probabilities, batch 1", timeit(lambda: classifier.probabilities(x[0].numpy()), 200)))
     return rows
 
 

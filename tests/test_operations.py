@@ -166,3 +166,18 @@ def test_graceful_shutdown_finishes_in_flight_requests(fresh_server):
     response = result["response"]
     assert response.status_code == 200 and all(p["digit"] == 2 for p in response.json()["predictions"])
     assert fresh_server.process.wait(30) == 0
+
+
+def test_workers_exit_when_told_rather_than_being_killed():
+    """Nothing the app loads may keep a worker from exiting: an ONNX Runtime inherited across
+    the fork made every worker hang in its exit until gunicorn killed it 20 s later. Given two
+    minutes' grace here, a hung worker outlasts `Server.stop`'s patience and the server is killed."""
+    server = Server(workers=2, env={"DIGITPAD_GRACEFUL_TIMEOUT": "120"})
+    try:
+        with ThreadPoolExecutor(4) as pool:  # both workers read digits and numbers: every network has run
+            list(pool.map(lambda d: requests.post(f"{server.url}/predict/number", data=encode(draw(d)),
+                                                  headers=HEADERS, timeout=10), range(10)))
+    finally:
+        output = server.stop()
+    assert server.process.returncode == 0, output
+    assert output.count("Worker exiting") == 2, output

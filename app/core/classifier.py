@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from app.core.runtime import Runner
 from model import checkpoint
 from model.device import resolve_device
 
@@ -48,21 +49,19 @@ class Classifier:
     """Class probabilities (the ten digits; the segment reader adds an eleventh) for batches of
     28x28 images, on the configured device."""
 
-    def __init__(self, weights: str | Path, device: str = "auto") -> None:
+    def __init__(self, weights: str | Path, device: str = "auto", runtime: str = "auto") -> None:
         self.device = resolve_device(device)
         net, self.metadata = checkpoint.load(Path(weights), self.device)
-        # Channels-last suits the CPU's convolution kernels: a third faster at batch size 1.
-        self.net = fold_batchnorm(net).eval().to(memory_format=torch.channels_last)
+        self.runner = Runner(fold_batchnorm(net), self.device, runtime)
+        self.net = self.runner.net  # the PyTorch network itself, for /explain's hooks and gradients
         self.name = self.metadata.get("name", "digitpad-cnn")
         self.version = self.metadata.get("version", "unknown")
         self.temperature = float(self.metadata.get("temperature", 1.0))
 
-    @torch.inference_mode()
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """(N, 28, 28) floats in [0, 1] -> (N, classes) softmax probabilities."""
-        x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).to(self.device)
-        logits = self.net(x.unsqueeze(1).contiguous(memory_format=torch.channels_last)).float() / self.temperature
-        return torch.softmax(logits, dim=1).cpu().numpy()
+        logits = self.runner(np.asarray(images)[:, None]) / self.temperature
+        return torch.softmax(logits, dim=1).numpy()
 
     def info(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version}
@@ -108,17 +107,15 @@ class LineReading:
 class LineReader:
     """The line model (model/lines.safetensors), which reads a whole line of digits at once."""
 
-    def __init__(self, weights: str | Path, device: str = "auto") -> None:
+    def __init__(self, weights: str | Path, device: str = "auto", runtime: str = "auto") -> None:
         self.device = resolve_device(device)
         net, self.metadata = checkpoint.load(Path(weights), self.device)
-        self.net = fold_batchnorm(net).eval()
+        self.runner = Runner(fold_batchnorm(net), self.device, runtime, example=(1, 1, 28, 120), width_varies=True)
 
-    @torch.inference_mode()
     def read(self, line: np.ndarray) -> LineReading:
         """A (28, W) line (see `preprocess.to_line`) through the network, once."""
-        x = torch.from_numpy(np.ascontiguousarray(line, dtype=np.float32))[None, None].to(self.device)
         # The network on its device; CTC's small dynamic programme on the CPU.
-        return LineReading(F.log_softmax(self.net(x).float(), dim=1)[0].T.cpu())
+        return LineReading(F.log_softmax(self.runner(np.asarray(line)[None, None]), dim=1)[0].T)
 
 
 class NumberReader:
@@ -134,10 +131,10 @@ class NumberReader:
 
     @classmethod
     def load(cls, digits: Classifier, segments: str | Path = checkpoint.SEGMENTS_WEIGHTS,
-             lines: str | Path = checkpoint.LINES_WEIGHTS, device: str = "auto") -> NumberReader:
+             lines: str | Path = checkpoint.LINES_WEIGHTS, device: str = "auto", runtime: str = "auto") -> NumberReader:
         """The digit classifier with the segment and line readers loaded beside it (the shipped
-        ones unless told otherwise), on `device`."""
-        return cls(digits, Classifier(segments, device), LineReader(lines, device))
+        ones unless told otherwise), on `device`, run by `runtime` (see `app.core.runtime`)."""
+        return cls(digits, Classifier(segments, device, runtime), LineReader(lines, device, runtime))
 
     def digits(self, fields: np.ndarray) -> np.ndarray:
         return self.classifier.probabilities(fields)

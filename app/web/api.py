@@ -112,4 +112,5 @@ def readyz():
     probabilities = classifier().probabilities(np.zeros((1, 28, 28), np.float32))
     if not np.isfinite(probabilities).all():
         return jsonify({"status": "model answers with non-finite values"}), 503
-    return jsonify({"status": "ready", "model": classifier().info(), "device": str(classifier().device)})
+    return jsonify({"status": "ready", "model": classifier().info(), "device": str(classifier().device),
+                    "runtime": classifier().runner.runtime})
