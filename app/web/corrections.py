@@ -127,6 +127,8 @@ def register(app: Flask) -> None:
     limiter = Limiter(client_key, app=app, storage_uri=app.config["RATELIMIT_STORAGE_URI"],
                       strategy="moving-window", headers_enabled=True, key_prefix="digitpad",
                       swallow_errors=True, in_memory_fallback_enabled=True)
+    # Only corrections are limited: every other request (a prediction) skips the limiter at once.
+    limiter.request_filter(lambda: request.blueprint != bp.name)
     per_minute = app.config["CORRECTIONS_PER_MINUTE"]
     limiter.limit(f"{per_minute}/minute", methods=["POST"],
                   error_message=f"too many corrections from this client: at most {per_minute} a minute")(bp)
