@@ -16,6 +16,7 @@ import numpy as np
 
 from app.core import segment
 from app.core.classifier import Classifier, NumberReader, answer
+from app.core.runtime import RUNTIMES
 from app.core.preprocess import ImageError, preprocess
 from model.checkpoint import DEFAULT_WEIGHTS, ModelError
 
@@ -29,10 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--number", action="store_true", help="read a whole number (several digits) in each image")
     parser.add_argument("--model", type=Path, default=DEFAULT_WEIGHTS, help="weights file (default: shipped)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--runtime", default="auto", choices=RUNTIMES,
+                        help="auto: ONNX Runtime on the CPU, PyTorch on CUDA; torch: PyTorch everywhere")
     args = parser.parse_args(argv)
     try:
-        classifier = Classifier(args.model, args.device)
-        reader = NumberReader.load(classifier, device=args.device) if args.number else None
+        classifier = Classifier(args.model, args.device, args.runtime)
+        reader = NumberReader.load(classifier, device=args.device, runtime=args.runtime) if args.number else None
     except (ModelError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

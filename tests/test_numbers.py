@@ -307,6 +307,8 @@ def test_the_command_line_reads_numbers(tmp_path, capsys):
     assert main(["--number", "--json", str(path)]) == 0
     line = capsys.readouterr().out
     assert '"number": "2026"' in line and '"box": [' in line
+    assert main(["--number", "--runtime", "torch", str(path)]) == 0
+    assert capsys.readouterr().out.startswith(f"{path}: 2026 (")
 
 
 def test_reading_is_deterministic(reader):

@@ -47,7 +47,7 @@ def fold_batchnorm(net: nn.Module) -> nn.Module:
 
 class Classifier:
     """Class probabilities (the ten digits; the segment reader adds an eleventh) for batches of
-    28x28 images, on the configured device."""
+    28x28 images, on the configured device, run by the configured runtime (`app.core.runtime`)."""
 
     def __init__(self, weights: str | Path, device: str = "auto", runtime: str = "auto") -> None:
         self.device = resolve_device(device)
