@@ -66,6 +66,14 @@ def child_exit(server, worker):
     multiprocess.mark_process_dead(worker.pid)
 
 
+def post_worker_init(worker):
+    # ONNX Runtime must not cross the fork (app/core/runtime.py): each worker makes its own
+    # sessions here, before its first request, instead of during it.
+    from app.core import runtime
+
+    runtime.open_sessions()
+
+
 def on_exit(server):
     if _own_metrics_dir:
         import shutil

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
+import weakref
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     import onnxruntime
 
 RUNTIMES = ("auto", "torch")  # auto: ONNX Runtime on the CPU, PyTorch on CUDA
+
+_runners: weakref.WeakSet[Runner] = weakref.WeakSet()  # every Runner of this process, for open_sessions
 
 
 class Runner:
@@ -40,6 +43,7 @@ class Runner:
         self.runtime = "onnxruntime" if use_onnx else "torch"
         self._graph = _export(self.net, example, width_varies) if use_onnx else None
         self._session, self._session_pid = None, None
+        _runners.add(self)
 
     def __call__(self, images: np.ndarray) -> torch.Tensor:
         x = np.ascontiguousarray(images, dtype=np.float32)
@@ -83,3 +87,12 @@ def _session(graph: bytes) -> onnxruntime.InferenceSession:
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+
+
+def open_sessions() -> None:
+    """Make this process's ONNX Runtime sessions now rather than on each network's first call
+    (the first costs ~0.4 s: it imports onnxruntime). gunicorn.conf.py calls it in every worker
+    before the worker takes its first request."""
+    for runner in list(_runners):
+        if runner._graph is not None:
+            runner._session_here()
