@@ -126,6 +126,13 @@ def number(digits: str, *, gap: float = 0.3, height: float = 90, brush: float = 
     return canvas, strokes
 
 
+def picture(digits: str, *, paper=None, ink_colour=(0, 0, 0, 255), fmt="PNG", **layout) -> bytes:
+    """A number drawn by `number`'s layout (gap, height, brush, jitter, seed), encoded as `fmt`."""
+    canvas, strokes = number(digits, **layout)
+    image = render(strokes, canvas=canvas, brush=layout.get("brush", 9), ink=ink_colour, paper=paper, supersample=2)
+    return encode(image.convert("RGB") if fmt == "JPEG" else image, fmt)
+
+
 def encode(image: Image.Image, fmt: str = "PNG", **params) -> bytes:
     buffer = io.BytesIO()
     if fmt == "JPEG" and image.mode == "RGBA":

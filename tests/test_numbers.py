@@ -15,15 +15,9 @@ from PIL import Image
 
 from app.core import segment
 from app.core.preprocess import INK_THRESHOLD, NoDigitError, decode, ink, to_line
-from tests.drawing import encode, number, paths, render
+from tests.drawing import encode, number, paths, picture, render
 
 WHITE = (255, 255, 255, 255)
-
-
-def picture(digits: str, *, paper=None, ink_colour=(0, 0, 0, 255), fmt="PNG", **layout) -> bytes:
-    canvas, strokes = number(digits, **layout)
-    image = render(strokes, canvas=canvas, brush=layout.get("brush", 9), ink=ink_colour, paper=paper, supersample=2)
-    return encode(image.convert("RGB") if fmt == "JPEG" else image, fmt)
 
 
 def strokes_json(digits: str, **layout) -> dict:

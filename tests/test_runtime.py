@@ -11,12 +11,9 @@ from app.core import segment
 from app.core.classifier import Classifier, LineReader, NumberReader
 from app.core.preprocess import decode, ink, preprocess, to_line
 from model import checkpoint
-from tests.drawing import draw, encode, number, render
+from tests.drawing import draw, encode, picture
 
-
-def drawn_number(digits: str, gap: float) -> bytes:
-    canvas, strokes = number(digits, gap=gap, brush=11)
-    return encode(render(strokes, canvas=canvas, brush=11, paper=(255, 255, 255, 255), supersample=2))
+WHITE = (255, 255, 255, 255)
 
 
 @pytest.fixture(scope="module")
@@ -37,14 +34,14 @@ def test_onnx_runtime_reads_lines_of_any_width_as_pytorch_does():
     served, reference = LineReader(checkpoint.LINES_WEIGHTS, "cpu"), LineReader(checkpoint.LINES_WEIGHTS, "cpu", "torch")
     readings = ["2026", "226", "20026", "7"]
     for digits in ("7", "42", "2026", "31415926"):
-        line = to_line(ink(decode(drawn_number(digits, gap=0.1))))
+        line = to_line(ink(decode(picture(digits, gap=0.1, brush=11, paper=WHITE))))
         a, b = served.read(line), reference.read(line)
         np.testing.assert_allclose(a.log_probs.numpy(), b.log_probs.numpy(), atol=1e-4)
         np.testing.assert_allclose(a.likelihoods(readings), b.likelihoods(readings), rtol=1e-5, atol=1e-3)
 
 
 def test_a_touching_number_is_read_the_same_by_either_runtime():
-    data = drawn_number("2047", gap=-0.12)
+    data = picture("2047", gap=-0.12, brush=11, paper=WHITE)
     digits = Classifier(checkpoint.DEFAULT_WEIGHTS, "cpu")
     served = NumberReader.load(digits, device="cpu")
     reference = NumberReader.load(Classifier(checkpoint.DEFAULT_WEIGHTS, "cpu", "torch"), device="cpu", runtime="torch")

@@ -40,10 +40,14 @@ class Runner:
         # Channels-last suits PyTorch's convolution kernels: a third faster at batch size 1 on the CPU.
         self.net = net.eval().to(device=device, memory_format=torch.channels_last)
         use_onnx = runtime == "auto" and device.type == "cpu"
-        self.runtime = "onnxruntime" if use_onnx else "torch"
         self._graph = _export(self.net, example, width_varies) if use_onnx else None
         self._session, self._session_pid = None, None
         _runners.add(self)
+
+    @property
+    def runtime(self) -> str:
+        """What runs the network: "onnxruntime" or "torch"."""
+        return "onnxruntime" if self._graph is not None else "torch"
 
     def __call__(self, images: np.ndarray) -> torch.Tensor:
         x = np.ascontiguousarray(images, dtype=np.float32)
