@@ -16,7 +16,11 @@ COPY model ./model
 COPY static ./static
 COPY templates ./templates
 COPY gunicorn.conf.py ./
-RUN pip install . && useradd --system --uid 10001 --no-create-home digitpad \
+# g++ only while pip compiles the PNG decoder (pywuffs ships as source), then gone again.
+RUN apt-get update && apt-get install -y --no-install-recommends g++ \
+    && pip install . \
+    && apt-get purge -y --auto-remove g++ && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --no-create-home digitpad \
     && mkdir instance && chown digitpad instance
 
 USER digitpad

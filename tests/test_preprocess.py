@@ -5,7 +5,7 @@ import random
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 from scipy import ndimage
 
 from app.core.preprocess import ImageError, NoDigitError, decode, ink, preprocess, to_png
@@ -168,7 +168,7 @@ def test_truncated_image_is_a_400():
 
 @pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "LA", "P", "I;16"])
 def test_pngs_read_the_same_whichever_library_decodes_them(mode, monkeypatch):
-    """libspng decodes the common PNGs where it is installed; Pillow decodes every PNG elsewhere.
+    """Wuffs decodes the common PNGs where it is installed; Pillow decodes every PNG elsewhere.
     Both must give preprocessing the same pixels."""
     from app.core import preprocess as module
 
@@ -180,7 +180,7 @@ def test_pngs_read_the_same_whichever_library_decodes_them(mode, monkeypatch):
         image = drawn.convert(mode)
     data = encode(image)
     fast = decode(data)
-    monkeypatch.setattr(module, "pyspng", None)
+    monkeypatch.setattr(module, "wuffs", None)
     slow = decode(data)
     assert fast.size == slow.size == (700, 300)
     np.testing.assert_array_equal(fast.colour, slow.colour)
@@ -190,6 +190,30 @@ def test_pngs_read_the_same_whichever_library_decodes_them(mode, monkeypatch):
     with pytest.raises(ImageError) as info:
         decode(data[: len(data) // 2])
     assert info.value.status == 400
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+@pytest.mark.parametrize("canvas", [(300, 240), (900, 700), (3000, 2600)], ids=["whole", "half", "eighth"])
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_jpegs_read_as_pillow_reads_them(mode, canvas, orientation):
+    """OpenCV decodes grey and RGB JPEGs: to Pillow's pixels at the same reduced scale, turned
+    upright by the EXIF orientation the same way, with the size of the upright image."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = encode(draw(2, canvas=canvas, paper=(250, 240, 200, 255), ink=(20, 40, 160, 255)).convert(mode),
+                  "JPEG", quality=85, exif=exif.tobytes())
+    reference = Image.open(io.BytesIO(data))
+    reference.draft(mode, (320, 320))
+    reference = ImageOps.exif_transpose(reference)
+    picture = decode(data)
+    expected = np.asarray(reference)
+    if max(expected.shape[:2]) <= 640:  # else both are averaged down to 640 px the same way
+        np.testing.assert_array_equal(picture.colour, expected.reshape(*expected.shape[:2], -1))
+    assert picture.alpha is None
+    upright = canvas[::-1] if orientation in (5, 6, 7, 8) else canvas
+    assert picture.size == upright
+    assert picture.colour.shape[1::-1] == tuple(round(side * max(picture.colour.shape) / max(upright))
+                                                for side in upright)
 
 
 def test_too_many_pixels_is_refused_before_decoding():
