@@ -52,6 +52,9 @@ KINDS = {
 }
 
 
+CONCURRENCY = (1, 4, 16, 64)
+
+
 def mix(count: int = 140, seed: int = 0) -> list[tuple[str, bytes]]:
     """Drawings of every kind: canvases of 240-512 px, digits tiny to canvas-filling, thin to fat
     brushes, PNG and JPEG, in turn."""
@@ -217,8 +220,9 @@ def forward_variants(field: np.ndarray) -> list[tuple[str, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
-    parser.add_argument("--requests", type=int, default=700, help="sequential requests for latency")
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of measurements, the servers in turn")
+    parser.add_argument("--requests", type=int, default=840, help="sequential requests for latency, in all")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed for the throughput runs: apt-get install -y wrk")
@@ -229,27 +233,38 @@ def main() -> None:
           f"gunicorn with {args.workers} sync workers, 1 torch thread each; a mix of {len(drawings)} drawings "
           f"({', '.join(KINDS)}; canvases 240-512 px, tiny to canvas-filling digits, thin to fat brushes)\n")
 
-    results = {}
-    for label, app in (("digitpad", "app:create_app()"), ("naive", "bench.naive_server:create_app()")):
-        server = Gunicorn(app, args.workers)
-        try:
-            row = {"mix": latencies(server, bodies, args.requests),
-                   "photo": latencies(server, [photo_jpeg], max(20, args.requests // 20)),
-                   "throughput": {c: wrk(server, bodies, c, args.duration) for c in (1, 4, 16, 64)}}
-            if label == "digitpad":
-                images = [base64.b64encode(data).decode() for data in bodies[:128]] * 2
-                body = json.dumps({"images": images}).encode()
-                server.post(body, "/predict/batch", "application/json")
-                # One client per worker, so both cores work, as they do for single requests.
-                rounds = 4
-                started = time.perf_counter()
-                with ThreadPoolExecutor(args.workers) as pool:
-                    list(pool.map(lambda _: server.post(body, "/predict/batch", "application/json"),
-                                  range(rounds * args.workers)))
-                row["batch"] = 256 * rounds * args.workers / (time.perf_counter() - started)
-            row["rss"] = server.worker_peak_rss_mb()
-            results[label] = row
-        finally:
+    # Both servers run side by side (an idle one costs nothing) and are measured in turn, round after
+    # round: a virtual machine's speed drifts by tens of percent over minutes, and each ratio below
+    # compares measurements taken a few seconds apart.
+    apps = {"digitpad": "app:create_app()", "naive": "bench.naive_server:create_app()"}
+    servers = {}
+    try:
+        for label, app in apps.items():
+            servers[label] = Gunicorn(app, args.workers)
+        results = {label: {"mix": [], "throughput": {c: [] for c in CONCURRENCY}} for label in apps}
+        for _ in range(args.rounds):
+            for label, server in servers.items():
+                results[label]["mix"].append(latencies(server, bodies, args.requests // args.rounds))
+                for c in CONCURRENCY:
+                    results[label]["throughput"][c].append(wrk(server, bodies, c, args.duration))
+        for label, server in servers.items():
+            results[label]["mix"] = np.concatenate(results[label]["mix"])
+            results[label]["photo"] = latencies(server, [photo_jpeg], max(20, args.requests // 20))
+        server = servers["digitpad"]
+        images = [base64.b64encode(data).decode() for data in bodies[:128]] * 2
+        body = json.dumps({"images": images}).encode()
+        server.post(body, "/predict/batch", "application/json")
+        # One client per worker, so both cores work, as they do for single requests.
+        rounds = 4
+        started = time.perf_counter()
+        with ThreadPoolExecutor(args.workers) as pool:
+            list(pool.map(lambda _: server.post(body, "/predict/batch", "application/json"),
+                          range(rounds * args.workers)))
+        results["digitpad"]["batch"] = 256 * rounds * args.workers / (time.perf_counter() - started)
+        for label, server in servers.items():
+            results[label]["rss"] = server.worker_peak_rss_mb()
+    finally:
+        for server in servers.values():
             server.stop()
 
     ours, naive = results["digitpad"], results["naive"]
@@ -260,12 +275,15 @@ def main() -> None:
         a, b = np.percentile(ours[key], [50, 90, 99]), np.percentile(naive[key], [50, 90, 99])
         print(f"| {name} | {a[0]:.2f} / {a[1]:.2f} / {a[2]:.2f} | {b[0]:.2f} / {b[1]:.2f} / {b[2]:.2f} "
               f"| {a[0] / b[0]:.2f}x |")
-    print("\nThroughput on the mix, requests/s (wrk, 1 thread):\n")
-    print("| concurrency | digitpad | naive reference | ratio |")
-    print("|---:|---:|---:|---:|")
-    for c, rps in ours["throughput"].items():
-        print(f"| {c} | {rps:,.0f} | {naive['throughput'][c]:,.0f} | {rps / naive['throughput'][c]:.2f}x |")
-    single = ours["throughput"][16]
+    print(f"\nThroughput on the mix, requests/s (wrk, 1 thread, {args.duration} s a run; median of "
+          f"{args.rounds} rounds, the servers in turn; the ratio is the median of each round's ratio):\n")
+    print("| concurrency | digitpad | naive reference | ratio | each round's ratio |")
+    print("|---:|---:|---:|---:|---|")
+    for c in CONCURRENCY:
+        a, b = np.array(ours["throughput"][c]), np.array(naive["throughput"][c])
+        print(f"| {c} | {np.median(a):,.0f} | {np.median(b):,.0f} | {np.median(a / b):.2f}x | "
+              + ", ".join(f"{r:.2f}" for r in a / b) + " |")
+    single = np.median(ours["throughput"][16])
     print(f"\n/predict/batch, 256 drawings of the mix per request: {ours['batch']:,.0f} images/s "
           f"({ours['batch'] / single:.1f}x single requests at concurrency 16)")
     print(f"peak RSS per worker: digitpad {', '.join(f'{m:.0f}' for m in ours['rss'])} MB; "

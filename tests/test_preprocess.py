@@ -3,6 +3,7 @@
 import io
 import random
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image, ImageOps
@@ -166,7 +167,7 @@ def test_truncated_image_is_a_400():
     assert info.value.status == 400
 
 
-@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "LA", "P", "I;16"])
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "LA", "P", "I;16", "RGB;16", "RGBA;16"])
 def test_pngs_read_the_same_whichever_library_decodes_them(mode, monkeypatch):
     """Wuffs decodes the common PNGs where it is installed; Pillow decodes every PNG elsewhere.
     Both must give preprocessing the same pixels."""
@@ -175,10 +176,13 @@ def test_pngs_read_the_same_whichever_library_decodes_them(mode, monkeypatch):
     paper = None if "A" in mode else (250, 240, 200, 255)  # 700 px: the decoded picture is scaled down
     drawn = draw(3, canvas=(700, 300), paper=paper, ink=(20, 40, 160, 255))
     if mode == "I;16":
-        image = Image.fromarray(np.asarray(drawn.convert("L"), np.uint16) * 257)
+        data = encode(Image.fromarray(np.asarray(drawn.convert("L"), np.uint16) * 257))
+    elif mode.endswith(";16"):  # Pillow reads 16-bit colour as 8-bit RGB(A) but cannot write it
+        pixels = np.asarray(drawn.convert(mode[:-3]), np.uint16) * 256 + 200
+        data = cv2.imencode(".png", cv2.cvtColor(pixels, cv2.COLOR_RGBA2BGRA if "A" in mode else cv2.COLOR_RGB2BGR))[1]
+        data = data.tobytes()
     else:
-        image = drawn.convert(mode)
-    data = encode(image)
+        data = encode(drawn.convert(mode))
     fast = decode(data)
     monkeypatch.setattr(module, "wuffs", None)
     slow = decode(data)

@@ -261,7 +261,7 @@ def _quantile(values: np.ndarray, q: float) -> float:
 
 
 def _median(values: np.ndarray) -> np.ndarray:
-    """np.median of (N,) or (N, C) values along the first axis, by partial sort of each channel
+    """np.median of (N, C) values along the first axis, by partial sort of each channel
     laid out contiguously: the same values, in two thirds of np.median's time on a border."""
     lower, upper = (len(values) - 1) // 2, len(values) // 2
     channels = np.ascontiguousarray(values.reshape(len(values), -1).T)
@@ -362,7 +362,7 @@ def ink(image: Picture | Image.Image, trace: Trace | None = None) -> np.ndarray:
             how = "The light is uneven, so the paper was estimated everywhere: ink is the contrast to it"
     # The border's typical distance from the paper measures texture and compression noise; a
     # median, so that strokes running off the edge do not count as noise.
-    noise = float(_median(_border(distance))[0])
+    noise = float(np.median(_border(distance)))
     floor = max(least * 255, 6 * noise)
     histogram = cv2.calcHist([distance], [0], None, [256], [0, 256]).ravel()
     histogram[:int(floor) + 1] = 0
