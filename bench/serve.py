@@ -241,12 +241,16 @@ def main() -> None:
     try:
         for label, app in apps.items():
             servers[label] = Gunicorn(app, args.workers)
-        results = {label: {"mix": [], "throughput": {c: [] for c in CONCURRENCY}} for label in apps}
+        by_format = {fmt: [data for data in bodies if mime(data) == f"image/{fmt.lower()}"] for fmt in ("PNG", "JPEG")}
+        results = {label: {"mix": [], "throughput": {c: [] for c in CONCURRENCY}, "format": {f: [] for f in by_format}}
+                   for label in apps}
         for _ in range(args.rounds):
             for label, server in servers.items():
                 results[label]["mix"].append(latencies(server, bodies, args.requests // args.rounds))
                 for c in CONCURRENCY:
                     results[label]["throughput"][c].append(wrk(server, bodies, c, args.duration))
+                for fmt, subset in by_format.items():
+                    results[label]["format"][fmt].append(wrk(server, subset, 16, args.duration))
         for label, server in servers.items():
             results[label]["mix"] = np.concatenate(results[label]["mix"])
             results[label]["photo"] = latencies(server, [photo_jpeg], max(20, args.requests // 20))
@@ -282,6 +286,10 @@ def main() -> None:
     for c in CONCURRENCY:
         a, b = np.array(ours["throughput"][c]), np.array(naive["throughput"][c])
         print(f"| {c} | {np.median(a):,.0f} | {np.median(b):,.0f} | {np.median(a / b):.2f}x | "
+              + ", ".join(f"{r:.2f}" for r in a / b) + " |")
+    for fmt in ours["format"]:
+        a, b = np.array(ours["format"][fmt]), np.array(naive["format"][fmt])
+        print(f"| 16, the mix's {fmt}s only | {np.median(a):,.0f} | {np.median(b):,.0f} | {np.median(a / b):.2f}x | "
               + ", ".join(f"{r:.2f}" for r in a / b) + " |")
     single = np.median(ours["throughput"][16])
     print(f"\n/predict/batch, 256 drawings of the mix per request: {ours['batch']:,.0f} images/s "

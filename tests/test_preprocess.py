@@ -220,6 +220,25 @@ def test_jpegs_read_as_pillow_reads_them(mode, canvas, orientation):
                                                 for side in upright)
 
 
+@pytest.mark.parametrize("paper, ink, grey", [
+    ((255, 255, 255, 255), (10, 10, 10, 255), True),      # black on white
+    ((25, 25, 30, 255), (240, 240, 240, 255), True),      # white on a dark canvas, a touch blue
+    ((250, 240, 200, 255), (20, 40, 160, 255), False),    # blue on cream
+    ((255, 255, 255, 255), (200, 30, 30, 255), False),    # red on white
+])
+def test_canvas_jpegs_grey_all_over_are_read_in_grey(classify, paper, ink, grey):
+    """A colour JPEG canvas with no colour in it is decoded to its luma, as Pillow decodes it to
+    grey; one with colour anywhere keeps its colours. Either way it reads right."""
+    data = encode(draw(4, canvas=(400, 300), paper=paper, ink=ink, brush=6).convert("RGB"), "JPEG", quality=85)
+    picture = decode(data)
+    assert (picture.colour.shape[-1] == 1) == grey
+    if grey:
+        reference = Image.open(io.BytesIO(data))
+        reference.draft("L", reference.size)
+        np.testing.assert_array_equal(picture.colour[..., 0], np.asarray(reference))
+    assert classify(data) == 4
+
+
 def test_too_many_pixels_is_refused_before_decoding():
     data = encode(Image.new("L", (5000, 5000), 255))
     with pytest.raises(ImageError) as info:
