@@ -247,9 +247,11 @@ def main() -> None:
         for _ in range(args.rounds):
             for label, server in servers.items():
                 results[label]["mix"].append(latencies(server, bodies, args.requests // args.rounds))
-                for c in CONCURRENCY:
+            for c in CONCURRENCY:
+                for label, server in servers.items():
                     results[label]["throughput"][c].append(wrk(server, bodies, c, args.duration))
-                for fmt, subset in by_format.items():
+            for fmt, subset in by_format.items():
+                for label, server in servers.items():
                     results[label]["format"][fmt].append(wrk(server, subset, 16, args.duration))
         for label, server in servers.items():
             results[label]["mix"] = np.concatenate(results[label]["mix"])
