@@ -16,8 +16,8 @@ import numpy as np
 
 from app.core import segment
 from app.core.classifier import Classifier, NumberReader, answer
-from app.core.runtime import RUNTIMES
 from app.core.preprocess import ImageError, preprocess
+from app.core.runtime import RUNTIMES
 from model.checkpoint import DEFAULT_WEIGHTS, ModelError
 
 MAX_DIGITS = 64

@@ -217,6 +217,14 @@ def forward_variants(field: np.ndarray) -> list[tuple[str, float]]:
     return rows
 
 
+def paired_row(name: str, ours: list[float], naive: list[float]) -> str:
+    """A table row from requests/s measured round by round: each server's median, the median of
+    the rounds' ratios, and each round's ratio."""
+    ratios = np.array(ours) / np.array(naive)
+    return (f"| {name} | {np.median(ours):,.0f} | {np.median(naive):,.0f} | {np.median(ratios):.2f}x | "
+            + ", ".join(f"{r:.2f}" for r in ratios) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workers", type=int, default=2)
@@ -286,13 +294,9 @@ def main() -> None:
     print("| concurrency | digitpad | naive reference | ratio | each round's ratio |")
     print("|---:|---:|---:|---:|---|")
     for c in CONCURRENCY:
-        a, b = np.array(ours["throughput"][c]), np.array(naive["throughput"][c])
-        print(f"| {c} | {np.median(a):,.0f} | {np.median(b):,.0f} | {np.median(a / b):.2f}x | "
-              + ", ".join(f"{r:.2f}" for r in a / b) + " |")
+        print(paired_row(str(c), ours["throughput"][c], naive["throughput"][c]))
     for fmt in ours["format"]:
-        a, b = np.array(ours["format"][fmt]), np.array(naive["format"][fmt])
-        print(f"| 16, the mix's {fmt}s only | {np.median(a):,.0f} | {np.median(b):,.0f} | {np.median(a / b):.2f}x | "
-              + ", ".join(f"{r:.2f}" for r in a / b) + " |")
+        print(paired_row(f"16, the mix's {fmt}s only", ours["format"][fmt], naive["format"][fmt]))
     single = np.median(ours["throughput"][16])
     print(f"\n/predict/batch, 256 drawings of the mix per request: {ours['batch']:,.0f} images/s "
           f"({ours['batch'] / single:.1f}x single requests at concurrency 16)")

@@ -161,15 +161,21 @@ def _decode_png(data: bytes, mode: str) -> np.ndarray | None:
     tenth of Pillow's, to the same pixels; and, written in a memory-safe language, it is a safe
     place to parse what strangers send.
     """
-    config = wuffs.ImageDecoderConfig()
-    config.enabled_decoders = [pywuffs.ImageDecoderType.PNG]
-    config.pixel_format = _WUFFS_FORMATS[mode]
-    result = wuffs.ImageDecoder(config).decode(data)
+    result = wuffs.ImageDecoder(_WUFFS_CONFIGS[mode]).decode(data)  # a decoder a call: thread-safe
     return None if result.error_message else result.pixbuf
 
 
-_WUFFS_FORMATS = {} if wuffs is None else {
-    "L": pywuffs.PixelFormat.Y, "RGB": pywuffs.PixelFormat.RGB, "RGBA": pywuffs.PixelFormat.RGBA_NONPREMUL}
+def _wuffs_config(pixel_format: pywuffs.PixelFormat) -> wuffs.ImageDecoderConfig:
+    config = wuffs.ImageDecoderConfig()
+    config.enabled_decoders = [pywuffs.ImageDecoderType.PNG]
+    config.pixel_format = pixel_format
+    return config
+
+
+# What Wuffs decodes each of Pillow's plain PNG modes to.
+_WUFFS_CONFIGS = {} if wuffs is None else {
+    "L": _wuffs_config(pywuffs.PixelFormat.Y), "RGB": _wuffs_config(pywuffs.PixelFormat.RGB),
+    "RGBA": _wuffs_config(pywuffs.PixelFormat.RGBA_NONPREMUL)}
 
 
 def _jpeg_scale(size: tuple[int, int]) -> int:

@@ -109,8 +109,9 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    probabilities = classifier().probabilities(np.zeros((1, 28, 28), np.float32))
+    model = classifier()
+    probabilities = model.probabilities(np.zeros((1, 28, 28), np.float32))
     if not np.isfinite(probabilities).all():
         return jsonify({"status": "model answers with non-finite values"}), 503
-    return jsonify({"status": "ready", "model": classifier().info(), "device": str(classifier().device),
-                    "runtime": classifier().runner.runtime})
+    return jsonify({"status": "ready", "model": model.info(), "device": str(model.device),
+                    "runtime": model.runner.runtime})
