@@ -141,11 +141,14 @@ def encode(image: Image.Image, fmt: str = "PNG", **params) -> bytes:
     return buffer.getvalue()
 
 
-def sheet(width: int, height: int, paper: tuple[int, int, int], rng: random.Random) -> np.ndarray:
+def sheet(width: int, height: int, paper: tuple[int, int, int], rng: random.Random, margin: bool = False) -> np.ndarray:
     """A sheet of paper, float RGB (height, width, 3); light paper often has faint ruled or
-    squared lines, the way notebooks do."""
+    squared lines, the way notebooks do, and with `margin` a red margin line down its left side."""
     image = np.empty((height, width, 3), np.float32)
     image[:] = paper
+    if margin:
+        x = round(width * rng.uniform(0.08, 0.15))
+        cv2.line(image, (x, 0), (x, height), (200, 90, 90), max(2, round(width / 500)), cv2.LINE_AA)
     if sum(paper) > 300 and rng.random() < 0.6:
         line = tuple(float(v) for v in np.array(paper) - rng.uniform(25, 55) * np.array([0.9, 0.6, 0.2]))
         thickness = max(1, round(max(width, height) / 900))
@@ -183,12 +186,24 @@ def camera(image: np.ndarray, rng: random.Random, quality: tuple[int, int] = (70
                   quality=rng.randint(*quality))
 
 
+def on_desk(image: np.ndarray, desk: tuple[int, int, int], rng: random.Random) -> np.ndarray:
+    """A sheet lying on a desk that shows around it, 3-12% of the sheet's size on each side."""
+    height, width = image.shape[:2]
+    mx, my = round(width * rng.uniform(0.03, 0.12)), round(height * rng.uniform(0.03, 0.12))
+    out = np.empty((height + 2 * my, width + 2 * mx, 3), np.float32)
+    out[:] = desk
+    out[my:my + height, mx:mx + width] = image
+    return out
+
+
 def photo(digit: int, paper: tuple[int, int, int], ink: tuple[int, int, int], seed: int,
-          size: tuple[int, int] = (1200, 900)) -> bytes:
-    """`digit` written on a sheet of `paper` and photographed: a JPEG as a phone sends it."""
+          size: tuple[int, int] = (1200, 900), margin: bool = False,
+          desk: tuple[int, int, int] | None = None) -> bytes:
+    """`digit` written on a sheet of `paper` (with a red margin line, lying on a `desk`) and
+    photographed: a JPEG as a phone sends it."""
     rng = random.Random(seed)
     width, height = size
-    image = sheet(width, height, paper, rng)
+    image = sheet(width, height, paper, rng, margin)
     digit_height = rng.uniform(0.25, 0.5) * height
     box = (width / 2 - 0.35 * digit_height + rng.uniform(-0.1, 0.1) * width,
            height / 2 - digit_height / 2 + rng.uniform(-0.1, 0.1) * height, digit_height)
@@ -196,4 +211,4 @@ def photo(digit: int, paper: tuple[int, int, int], ink: tuple[int, int, int], se
                    ink=(*ink, 255), angle=rng.uniform(-0.15, 0.15), supersample=1)
     alpha = np.asarray(strokes.getchannel("A"), np.float32)[..., None] / 255
     image = image * (1 - alpha) + np.array(ink, np.float32) * alpha
-    return camera(image, rng)
+    return camera(on_desk(image, desk, rng) if desk else image, rng)

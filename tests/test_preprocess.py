@@ -10,7 +10,7 @@ from PIL import Image, ImageOps
 from scipy import ndimage
 
 from app.core.preprocess import ImageError, NoDigitError, decode, ink, preprocess, to_png
-from tests.drawing import camera, draw, encode, photo, sheet
+from tests.drawing import camera, draw, encode, on_desk, photo, sheet
 
 WHITE, BLACK = (255, 255, 255, 255), (0, 0, 0, 255)
 
@@ -92,6 +92,32 @@ def test_a_photographed_blank_sheet_is_no_digit(seed):
     paper = rng.choice([p for p, _ in PAPERS.values()])
     with pytest.raises(NoDigitError):
         preprocess(camera(sheet(1000, 750, paper, rng), rng))
+
+
+DESKS = {"dark wood": (60, 40, 25), "light wood": (120, 90, 60), "black": (30, 30, 30), "grey": (180, 180, 175)}
+
+
+# A grey desk nearly the shade of the shadowed paper leaves noise along the sheet's edges that can
+# still spoil a digit (one of these ten): known, measured by the issue's note, not asserted here.
+@pytest.mark.parametrize("desk", ["dark wood", "light wood", "black"])
+def test_photos_of_a_sheet_lying_on_a_desk_read_right(desk, classify):
+    """The desk around the sheet is not the paper (though it is the photo's border), nor is it ink."""
+    for digit in range(10):
+        assert classify(photo(digit, (246, 244, 238), (25, 45, 140), seed=digit, desk=DESKS[desk])) == digit, \
+            f"on a {desk} desk: wrote {digit}"
+
+
+def test_a_red_margin_line_is_not_ink(classify):
+    for digit in range(10):
+        assert classify(photo(digit, (246, 244, 238), (20, 20, 30), seed=digit, margin=True)) == digit, f"wrote {digit}"
+
+
+@pytest.mark.parametrize("desk", [None, *DESKS])
+def test_a_photographed_blank_page_with_a_margin_on_a_desk_is_no_digit(desk):
+    rng = random.Random(7)
+    page = sheet(1000, 750, (246, 244, 238), rng, margin=True)
+    with pytest.raises(NoDigitError):
+        preprocess(camera(on_desk(page, DESKS[desk], rng) if desk else page, rng))
 
 
 def test_gif_uses_the_first_frame(classify):

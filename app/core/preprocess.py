@@ -55,6 +55,9 @@ PAPER_SIDE = 96
 PAPER_WINDOW = 0.15
 MIN_CONTRAST = 0.08  # ink differs from evenly lit paper by at least this much (of full scale),
 MIN_CONTRAST_TO_PAPER = 0.25  # from a photographed sheet by this much of the paper's brightness
+FRAME_CONTRAST = 0.125  # what stands out from it by this much and lies along the photo's edge
+FRAME_EDGE = 0.25       # (this share of it) or right across the photo is not ink but the frame
+FRAME_SPAN = 0.8        # nor is what spans this much of its width or height inside it: the sheet's edges
 FAINT = 0.3  # on paper, by at least this fraction of the strong strokes' contrast
 GREY_CHROMA = 16  # a JPEG whose blocks all stray less than this from grey is decoded in grey
 BORDER_SAMPLES = 4096  # pixels of the border that its colour and noise are measured on
@@ -337,11 +340,14 @@ def _contrast_to_paper(colour: np.ndarray) -> np.ndarray:
     contrast = None
     for c in range(colour.shape[-1]):
         # Ink darker than the paper in this channel is removed by a closing, lighter ink by an
-        # opening: the one that removes more is the ink's direction.
-        closed = cv2.morphologyEx(small[..., c], cv2.MORPH_CLOSE, window, borderType=cv2.BORDER_REPLICATE)
-        opened = cv2.morphologyEx(small[..., c], cv2.MORPH_OPEN, window, borderType=cv2.BORDER_REPLICATE)
-        darker_ink = cv2.norm(closed, small[..., c], cv2.NORM_INF) >= cv2.norm(small[..., c], opened, cv2.NORM_INF)
-        paper = (closed if darker_ink else opened).astype(np.float32)
+        # opening. Which way the ink goes: the paper is most of the picture, so its median, and the
+        # ink strays further from that than the paper's light does (a digit's loop, paper shut in
+        # by ink, is no brighter than the rest of the paper).
+        channel = small[..., c]
+        middle = float(np.median(channel))
+        darker_ink = middle - float(channel.min()) >= float(channel.max()) - middle
+        paper = cv2.morphologyEx(channel, cv2.MORPH_CLOSE if darker_ink else cv2.MORPH_OPEN, window,
+                                 borderType=cv2.BORDER_REPLICATE).astype(np.float32)
         # Dark ink's contrast scales with the light on the paper; light ink (chalk) is taken as is.
         gain = 255 / np.maximum(paper, 64) if darker_ink else np.ones_like(paper)
         paper = cv2.resize(paper, (width, height), interpolation=cv2.INTER_LINEAR)
@@ -349,6 +355,37 @@ def _contrast_to_paper(colour: np.ndarray) -> np.ndarray:
         channel = cv2.multiply(cv2.absdiff(colour[..., c].astype(np.float32), paper), gain)
         contrast = channel if contrast is None else cv2.max(contrast, channel)
     return np.clip(contrast, 0, 255).astype(np.uint8)
+
+
+def _mostly_ink(distance: np.ndarray) -> bool:
+    """Whether most of the picture stands out from its border's colour: then the border is not the
+    paper but what lies around it (a sheet photographed on a dark desk), for no drawing is mostly
+    ink. Judged on every fourth pixel of every fourth row."""
+    sample = distance[::4, ::4]
+    return np.count_nonzero(sample > MIN_CONTRAST * 255) * 2 > sample.size
+
+
+def _without_frame(contrast: np.ndarray) -> np.ndarray:
+    """A photo's contrast map without its frame: what stands out along much of the picture's edge
+    (the desk around the sheet, a shadow) or spans most of its width or height (a margin line,
+    the sheet's own edges). A digit written on the sheet does neither, even one that runs into
+    the picture's edge."""
+    mask = (contrast > FRAME_CONTRAST * 255).view(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    height, width = contrast.shape
+    left, top, wide, high, _ = stats.T
+    edge = np.concatenate([labels[0], labels[-1], labels[1:-1, 0], labels[1:-1, -1]])
+    along = np.bincount(edge, minlength=count) >= FRAME_EDGE * edge.size
+    across = ((left == 0) & (left + wide == width)) | ((top == 0) & (top + high == height))
+    spans = (wide >= FRAME_SPAN * width) | (high >= FRAME_SPAN * height)
+    touches = np.bincount(edge, minlength=count) > 0
+    frame = along | across | (spans & ~touches)
+    frame[0] = False
+    if not frame.any():
+        return contrast
+    reach = 2 * (3 * max(height, width) // PAPER_SIDE) + 1  # and its edge, where the paper is a guess
+    frame = cv2.dilate(frame[labels].view(np.uint8), np.ones((reach, reach), np.uint8))
+    return np.where(frame.view(bool), np.uint8(0), contrast)
 
 
 def ink(image: Picture | Image.Image, trace: Trace | None = None) -> np.ndarray:
@@ -382,13 +419,15 @@ def ink(image: Picture | Image.Image, trace: Trace | None = None) -> np.ndarray:
         if spread <= FLAT_BORDER:
             distance = _channel_max(cv2.absdiff(colour, flat).reshape(colour.shape))
             how = "Ink is how far each pixel's colour is from the paper's, the colour of the border"
-        else:
-            distance = _contrast_to_paper(colour)
+        if spread > FLAT_BORDER or _mostly_ink(distance):  # uneven light, or the border is not paper
+            distance = _without_frame(_contrast_to_paper(colour))
             least = MIN_CONTRAST_TO_PAPER
-            how = "The light is uneven, so the paper was estimated everywhere: ink is the contrast to it"
-    # The border's typical distance from the paper measures texture and compression noise; a
-    # median, so that strokes running off the edge do not count as noise.
-    noise = float(np.median(_border(distance)))
+            how = ("The light is uneven (or the border is not the paper), so the paper was estimated everywhere: "
+                   "ink is the contrast to it, leaving out the sheet's edges and what lies around it")
+    # The paper's typical distance from itself measures texture and compression noise: on the
+    # border for a canvas or a scan, whose border is paper; over the whole photo, whose edges may
+    # be the desk's; a median, so that strokes do not count as noise.
+    noise = float(np.median(_border(distance) if least == MIN_CONTRAST else distance[::4, ::4]))
     floor = max(least * 255, 6 * noise)
     # Every other row is plenty for the strokes' 90th percentile, in half the time; all of them
     # where the ink is so slight that every other row misses it.
