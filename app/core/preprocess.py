@@ -55,9 +55,12 @@ PAPER_SIDE = 96
 PAPER_WINDOW = 0.15
 MIN_CONTRAST = 0.08  # ink differs from evenly lit paper by at least this much (of full scale),
 MIN_CONTRAST_TO_PAPER = 0.25  # from a photographed sheet by this much of the paper's brightness
-FRAME_CONTRAST = 0.125  # what stands out from it by this much and lies along the photo's edge
-FRAME_EDGE = 0.25       # (this share of it) or right across the photo is not ink but the frame
-FRAME_SPAN = 0.8        # nor is what spans this much of its width or height inside it: the sheet's edges
+# A photo's frame, not ink: what stands out from the paper by FRAME_CONTRAST and covers FRAME_EDGE of
+# the photo's edge (a desk, a shadow), crosses the photo (a margin line), or spans FRAME_SPAN of its
+# width or height without touching its edge (the sheet's own edges).
+FRAME_CONTRAST = 0.125
+FRAME_EDGE = 0.25
+FRAME_SPAN = 0.8
 FAINT = 0.3  # on paper, by at least this fraction of the strong strokes' contrast
 GREY_CHROMA = 16  # a JPEG whose blocks all stray less than this from grey is decoded in grey
 BORDER_SAMPLES = 4096  # pixels of the border that its colour and noise are measured on
@@ -375,11 +378,10 @@ def _without_frame(contrast: np.ndarray) -> np.ndarray:
     height, width = contrast.shape
     left, top, wide, high, _ = stats.T
     edge = np.concatenate([labels[0], labels[-1], labels[1:-1, 0], labels[1:-1, -1]])
-    along = np.bincount(edge, minlength=count) >= FRAME_EDGE * edge.size
+    on_edge = np.bincount(edge, minlength=count)  # each component's pixels on the picture's edge
     across = ((left == 0) & (left + wide == width)) | ((top == 0) & (top + high == height))
     spans = (wide >= FRAME_SPAN * width) | (high >= FRAME_SPAN * height)
-    touches = np.bincount(edge, minlength=count) > 0
-    frame = along | across | (spans & ~touches)
+    frame = (on_edge >= FRAME_EDGE * edge.size) | across | (spans & (on_edge == 0))
     frame[0] = False
     if not frame.any():
         return contrast
