@@ -186,8 +186,11 @@ def camera(image: np.ndarray, rng: random.Random, quality: tuple[int, int] = (70
                   quality=rng.randint(*quality))
 
 
-def on_desk(image: np.ndarray, desk: tuple[int, int, int], rng: random.Random) -> np.ndarray:
-    """A sheet lying on a desk that shows around it, 3-12% of the sheet's size on each side."""
+def on_desk(image: np.ndarray, desk: tuple[int, int, int] | None, rng: random.Random) -> np.ndarray:
+    """A sheet lying on a desk that shows around it, 3-12% of the sheet's size on each side (no
+    desk: the sheet fills the picture)."""
+    if desk is None:
+        return image
     height, width = image.shape[:2]
     mx, my = round(width * rng.uniform(0.03, 0.12)), round(height * rng.uniform(0.03, 0.12))
     out = np.empty((height + 2 * my, width + 2 * mx, 3), np.float32)
@@ -211,4 +214,4 @@ def photo(digit: int, paper: tuple[int, int, int], ink: tuple[int, int, int], se
                    ink=(*ink, 255), angle=rng.uniform(-0.15, 0.15), supersample=1)
     alpha = np.asarray(strokes.getchannel("A"), np.float32)[..., None] / 255
     image = image * (1 - alpha) + np.array(ink, np.float32) * alpha
-    return camera(on_desk(image, desk, rng) if desk else image, rng)
+    return camera(on_desk(image, desk, rng), rng)

@@ -117,7 +117,7 @@ def test_a_photographed_blank_page_with_a_margin_on_a_desk_is_no_digit(desk):
     rng = random.Random(7)
     page = sheet(1000, 750, (246, 244, 238), rng, margin=True)
     with pytest.raises(NoDigitError):
-        preprocess(camera(on_desk(page, DESKS[desk], rng) if desk else page, rng))
+        preprocess(camera(on_desk(page, DESKS.get(desk), rng), rng))
 
 
 def test_gif_uses_the_first_frame(classify):

@@ -402,7 +402,7 @@ def ink(image: Picture | Image.Image, trace: Trace | None = None) -> np.ndarray:
     """
     picture = image if isinstance(image, Picture) else Picture.of(image)
     colour, alpha = picture.colour, picture.alpha
-    least, faint = MIN_CONTRAST, 0.0
+    least, faint, photo = MIN_CONTRAST, 0.0, False
     if alpha is not None and np.count_nonzero(alpha < 128) * 2 >= alpha.size:
         distance = alpha
         how = "The background is transparent: the alpha channel is the ink"
@@ -421,7 +421,8 @@ def ink(image: Picture | Image.Image, trace: Trace | None = None) -> np.ndarray:
         if spread <= FLAT_BORDER:
             distance = _channel_max(cv2.absdiff(colour, flat).reshape(colour.shape))
             how = "Ink is how far each pixel's colour is from the paper's, the colour of the border"
-        if spread > FLAT_BORDER or _mostly_ink(distance):  # uneven light, or the border is not paper
+        photo = spread > FLAT_BORDER or _mostly_ink(distance)  # uneven light, or the border is not paper
+        if photo:
             distance = _without_frame(_contrast_to_paper(colour))
             least = MIN_CONTRAST_TO_PAPER
             how = ("The light is uneven (or the border is not the paper), so the paper was estimated everywhere: "
@@ -429,7 +430,7 @@ def ink(image: Picture | Image.Image, trace: Trace | None = None) -> np.ndarray:
     # The paper's typical distance from itself measures texture and compression noise: on the
     # border for a canvas or a scan, whose border is paper; over the whole photo, whose edges may
     # be the desk's; a median, so that strokes do not count as noise.
-    noise = float(np.median(_border(distance) if least == MIN_CONTRAST else distance[::4, ::4]))
+    noise = float(np.median(distance[::4, ::4] if photo else _border(distance)))
     floor = max(least * 255, 6 * noise)
     # Every other row is plenty for the strokes' 90th percentile, in half the time; all of them
     # where the ink is so slight that every other row misses it.
