@@ -5,14 +5,18 @@ number whose digits run into each other is read as the likeliest of the ways it 
     python train_lines.py --lines 2000 --epochs 1 --out /tmp/lines.safetensors   # a quick check
 
 Reads top to bottom like train.py: configuration, data, model, training loop, save. Its data are
-lines of one to eight MNIST digits, touching, overlapping, close or far apart and a little tilted
-(model/lines.py), half of them redrawn along their centre lines with a pen, through the one
-preprocessing path (`to_line`). It is tested on lines of two to six MNIST test digits.
+lines of one to eight MNIST digits, touching, overlapping, close or far apart, through the one
+preprocessing path (`to_line`). Most are written out stroke by stroke as a pen or a canvas draws
+them, at full size (model/pen.py: each digit's centre line redrawn with a round brush of any
+width, the digits a little tilted and off the line); the rest are MNIST's own bitmaps set side by
+side (model/lines.py), half of them redrawn along their centre lines at MNIST's size. It is
+tested on lines of two to six MNIST test digits made the same ways.
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import sys
 import time
 
@@ -22,7 +26,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from app.core.classifier import LineReading
-from model import checkpoint, mnist, provenance
+from app.core.preprocess import to_line
+from model import checkpoint, mnist, pen, provenance
 from model.augment import restroke, skeletonize
 from model.lines import line
 from model.net import MNIST_MEAN, MNIST_STD, LineNet
@@ -31,11 +36,15 @@ from model.net import MNIST_MEAN, MNIST_STD, LineNet
 # configuration
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-parser.add_argument("--lines", type=int, default=40000, help="training lines")
+parser.add_argument("--lines", type=int, default=160000, help="training lines")
+parser.add_argument("--written", type=float, default=0.75,
+                    help="share of lines written out stroke by stroke at full size (model/pen.py)")
+parser.add_argument("--written-digits", type=int, default=30000,
+                    help="training digits whose centre lines the written lines are drawn from")
 parser.add_argument("--most-digits", type=int, default=8, help="training lines have 1 to this many digits")
 parser.add_argument("--pen", type=float, default=0.5,
-                    help="share of lines whose digits are redrawn along their centre lines with a pen")
-parser.add_argument("--epochs", type=int, default=5)
+                    help="share of the other lines whose bitmaps are redrawn along their centre lines at 28 px")
+parser.add_argument("--epochs", type=int, default=4)
 parser.add_argument("--batch-size", type=int, default=64)
 parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of the one-cycle schedule")
 parser.add_argument("--weight-decay", type=float, default=1e-4)
@@ -55,8 +64,9 @@ except ValueError as exc:
 # data: lines built once, on the CPU, with the service's own preprocessing
 
 
-def lines(images: torch.Tensor, labels: torch.Tensor, count: int, seed: int, lengths: tuple[int, int],
-          desc: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def bitmap_lines(images: torch.Tensor, labels: torch.Tensor, count: int, seed: int, lengths: tuple[int, int],
+                 desc: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """MNIST's bitmaps side by side (model/lines.py), a share of them restroked at 28 px."""
     rng = np.random.default_rng(seed)
     sizes = rng.integers(lengths[0], lengths[1] + 1, count)
     chosen = rng.choice(len(images), size=int(sizes.sum()), replace=True)
@@ -72,6 +82,35 @@ def lines(images: torch.Tensor, labels: torch.Tensor, count: int, seed: int, len
         xs.append(line(pen[part] if rng.random() < args.pen else plain[part], rng))
         ys.append(targets[part])
     return xs, ys
+
+
+def written_lines(images: torch.Tensor, labels: torch.Tensor, count: int, seed: int, lengths: tuple[int, int],
+                  desc: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Numbers written stroke by stroke (model/pen.py), from the centre lines of a pool of digits,
+    each drawn afresh at its own size, slant and brush every time it is used."""
+    rng = random.Random(seed)
+    pool_size = min(args.written_digits, len(images), count * sum(lengths) // 2)  # no more than it uses
+    pool = np.random.default_rng(seed).choice(len(images), size=pool_size, replace=False)
+    strokes = [pen.centre_lines(images[i].numpy()) for i in tqdm(pool, desc="centre lines", leave=False, unit="digit")]
+    # A number is written one way throughout (touching the likeliest), or each neighbour its own.
+    ways = [*pen.GAPS, "touching", "mixed"]
+    xs, ys = [], []
+    for _ in tqdm(range(count), desc=desc, leave=False, unit="line"):
+        chosen = [rng.randrange(len(pool)) for _ in range(rng.randint(*lengths))]
+        way = rng.choice(ways)
+        gaps = [rng.choice(list(pen.GAPS)) if way == "mixed" else way for _ in chosen[1:]]
+        xs.append(to_line(pen.compose([strokes[i] for i in chosen], gaps, rng)))
+        ys.append(labels[pool[chosen]].numpy())
+    return xs, ys
+
+
+def lines(images: torch.Tensor, labels: torch.Tensor, count: int, seed: int, lengths: tuple[int, int],
+          desc: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """`count` lines of `lengths` digits, the --written share of them written, the rest bitmaps."""
+    written = round(count * args.written)
+    xs, ys = written_lines(images, labels, written, seed, lengths, f"{desc}, written")
+    more_xs, more_ys = bitmap_lines(images, labels, count - written, seed, lengths, f"{desc}, bitmaps")
+    return xs + more_xs, ys + more_ys
 
 
 def batch(xs: list[np.ndarray], ys: list[np.ndarray], idx) -> tuple[torch.Tensor, ...]:
@@ -100,7 +139,7 @@ except mnist.MnistError as exc:
 started = time.perf_counter()
 train_x, train_y = lines(train_images, train_labels, args.lines, args.seed, (1, args.most_digits),
                          "composing training lines")
-test_x, test_y = lines(test_images, test_labels, max(200, args.lines // 20), args.seed + 1, (2, 6),
+test_x, test_y = lines(test_images, test_labels, max(200, min(2000, args.lines // 20)), args.seed + 1, (2, 6),
                        "composing test lines")
 print(f"{len(train_x)} training lines, {len(test_x)} test lines, composed in {time.perf_counter() - started:.0f} s")
 # Lines of similar width share a batch: little padding, and CTC sees each line's true length.

@@ -32,7 +32,7 @@ from PIL import Image, ImageDraw
 from bench.serve import Gunicorn
 from bench.textbook import load_or_train, naive_preprocess
 from model import mnist
-from model.augment import skeletonize
+from model.pen import centre_lines
 from tests.drawing import camera, sheet
 
 KINDS = ["transparent PNG", "white PNG", "white JPEG", "dark PNG", "dark JPEG", "coloured PNG", "coloured JPEG",
@@ -46,29 +46,6 @@ PAPERS = [
     ((40, 62, 48), [(235, 235, 225), (240, 230, 140)]),                               # green board, chalk
     ((28, 30, 34), [(240, 240, 240), (200, 225, 250)]),                               # blackboard, chalk
 ]
-
-
-def centre_lines(digit: np.ndarray) -> tuple[list[tuple[np.ndarray, np.ndarray]], float]:
-    """Line segments along the digit's skeleton, in units of the digit's height, and its aspect."""
-    grey = np.asarray(Image.fromarray(digit).resize((112, 112), Image.Resampling.BILINEAR))
-    big = grey > 60
-    skeleton = skeletonize(torch.from_numpy(grey.copy())[None, None], threshold=60 / 255)[0, 0].numpy()
-    ys, xs = np.nonzero(big)
-    top, height = ys.min(), ys.max() - ys.min() + 1
-    left, width = xs.min(), xs.max() - xs.min() + 1
-    points = {(y, x) for y, x in zip(*np.nonzero(skeleton))}
-    segments = []
-    for y, x in points:
-        for dy, dx in ((0, 1), (1, -1), (1, 0), (1, 1)):
-            if (y + dy, x + dx) in points:
-                a = np.array([(x - left) / height, (y - top) / height])
-                b = np.array([(x + dx - left) / height, (y + dy - top) / height])
-                segments.append((a, b))
-    if not segments:  # a digit thinned to a single point
-        y, x = next(iter(points))
-        p = np.array([(x - left) / height, (y - top) / height])
-        segments.append((p, p))
-    return segments, width / height
 
 
 def colours(kind: str, rng: random.Random) -> tuple[tuple[int, ...], tuple[int, ...] | None]:

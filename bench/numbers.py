@@ -35,69 +35,13 @@ from PIL import Image
 from app.core import segment
 from app.core.classifier import Classifier, NumberReader
 from app.core.preprocess import INK_THRESHOLD, NoDigitError, decode, ink, to_mnist
-from bench.drawn import KINDS, centre_lines, colours
+from bench.drawn import KINDS, colours
 from bench.serve import Gunicorn, timeit
 from model import mnist
 from model.checkpoint import DEFAULT_WEIGHTS
+from model.pen import GAPS, centre_lines, compose
 
 CANVAS_KINDS = [k for k in KINDS if k != "photo of paper"]
-GAPS = {  # the space between neighbours' boxes, in digit heights (touching is searched for)
-    "wide": (0.3, 0.7),
-    "tight": (0.05, 0.15),
-    "touching": None,
-    "overlapping": (-0.2, -0.08),
-}
-SUBPIXEL = 4
-
-
-def paint(coverage: np.ndarray, segments, aspect: float, left: float, top: float, height: float,
-          brush: float, angle: float) -> None:
-    """One digit's centre lines as strokes of a round pen, onto a float coverage map (max blend)."""
-    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-    centre = np.array([aspect / 2, 0.5])
-    layer = np.zeros_like(coverage)
-    for a, b in segments:
-        a, b = [((rotation @ (p - centre) + centre) * height + (left, top)) * SUBPIXEL for p in (a, b)]
-        cv2.line(layer, tuple(np.round(a).astype(int)), tuple(np.round(b).astype(int)), 1.0,
-                 max(1, round(brush)), cv2.LINE_AA, shift=2)
-    np.maximum(coverage, np.minimum(layer, 1), out=coverage)
-
-
-def compose(items: list[tuple[list, float]], gap: str, rng: random.Random) -> np.ndarray:
-    """A number's coverage map: the digits side by side, left to right."""
-    base = rng.uniform(40, 110)
-    brush = max(1.5, base * rng.uniform(0.05, 0.16))
-    heights = [base * rng.uniform(0.85, 1.15) for _ in items]
-    shifts = [base * rng.uniform(-0.08, 0.08) for _ in items]
-    angles = [np.radians(rng.uniform(-8, 8)) for _ in items]
-    margin = base * 0.4 + brush
-    width = int(sum(a * h for (_, a), h in zip(items, heights)) + len(items) * base + 2 * margin)
-    height = int(base * 1.5 + 2 * margin)
-    coverage = np.zeros((height, width), np.float32)
-    x = margin
-    for n, ((segments, aspect), h) in enumerate(zip(items, heights)):
-        top = margin + (base * 1.15 - h) + shifts[n]  # bottoms roughly on one line
-        if n:
-            if GAPS[gap] is None:  # slide in until the ink touches what is drawn
-                x = _touching(coverage, segments, aspect, x, top, h, brush, angles[n])
-            else:
-                x += rng.uniform(*GAPS[gap]) * base
-        paint(coverage, segments, aspect, x, top, h, brush, angles[n])
-        x += aspect * h
-    cols = np.flatnonzero(coverage.max(0) > 0)
-    return coverage[:, :min(width, cols[-1] + int(margin))]
-
-
-def _touching(coverage, segments, aspect, x, top, height, brush, angle) -> float:
-    drawn = coverage > 0.5
-    for step in np.arange(0.3 * height, -0.6 * height, -1.0):
-        layer = np.zeros_like(coverage)
-        paint(layer, segments, aspect, x + step, top, height, brush, angle)
-        if (drawn & (layer > 0.5)).any():
-            return x + step
-    return x - 0.6 * height
-
-
 def encode(coverage: np.ndarray, kind: str, rng: random.Random) -> bytes:
     """The coverage map as the kind of image says: transparent, white, dark or coloured; PNG or JPEG."""
     ink_colour, paper = colours(kind, rng)
@@ -152,7 +96,7 @@ def numbers_of(images: torch.Tensor, labels: torch.Tensor, count: int, rng: rand
         kind = CANVAS_KINDS[(n // (len(lengths) * len(GAPS))) % len(CANVAS_KINDS)]
         chosen = [rng.randrange(len(images)) for _ in range(length)]
         items = [strokes_of.setdefault(i, centre_lines(images[i].numpy())) for i in chosen]
-        data = encode(compose(items, gap, rng), kind, rng)
+        data = encode(compose(items, [gap] * (length - 1), rng), kind, rng)
         numbers.append((data, "".join(str(int(labels[i])) for i in chosen), {"gap": gap, "length": length,
                                                                              "kind": kind}))
     return numbers

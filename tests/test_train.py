@@ -44,7 +44,7 @@ def test_line_reader_quick_run_writes_a_model_the_service_reads_with(tmp_path, m
     from app.core.classifier import LineReader
 
     out = tmp_path / "lines.safetensors"
-    result = run_script("train_lines.py", out, mnist_dir, "--lines", "256")
+    result = run_script("train_lines.py", out, mnist_dir, "--lines", "256", "--written-digits", "64")
     assert result.returncode == 0, result.stderr
     meta = json.loads(checkpoint.metadata_path(out).read_text())
     assert meta["architecture"]["name"] == "LineNet" and meta["train_lines"] == 256

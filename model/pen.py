@@ -1,0 +1,110 @@
+"""Digits as a pen draws them, and numbers written with them.
+
+An MNIST digit is thinned to its centre line and redrawn as strokes of a round brush, at any size
+and stroke width, the way a canvas or a pen on paper draws it (not a scaled bitmap, whose
+strokes grow with it). Numbers are such digits side by side, apart, close, touching or
+overlapping, at slightly different sizes, heights and slants.
+
+bench/drawn.py and bench/numbers.py draw their test sets with it from MNIST test digits;
+train_lines.py draws part of the line reader's training lines with it from training digits.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+
+from model.augment import skeletonize
+
+# How far a digit's box is from its left neighbour's, in digit heights. Touching is found by
+# sliding the digit in until its ink meets the line's.
+GAPS = {
+    "wide": (0.3, 0.7),
+    "tight": (0.05, 0.15),
+    "touching": None,
+    "overlapping": (-0.2, -0.08),
+}
+SUBPIXEL = 4  # cv2.line's fixed-point precision (shift=2)
+
+
+def centre_lines(digit: np.ndarray) -> tuple[np.ndarray, float]:
+    """A uint8 (28, 28) digit's centre line as (N, 2, 2) line segments, (x, y) in units of its
+    height from its top left corner, and its width / height.
+
+    Thinned at four times MNIST's size, so that the line follows the stroke smoothly."""
+    grey = np.asarray(Image.fromarray(digit).resize((112, 112), Image.Resampling.BILINEAR))
+    big = grey > 60
+    skeleton = skeletonize(torch.from_numpy(grey.copy())[None, None], threshold=60 / 255)[0, 0].numpy()
+    ys, xs = np.nonzero(big)
+    top, height = ys.min(), ys.max() - ys.min() + 1
+    left, width = xs.min(), xs.max() - xs.min() + 1
+    points = {(y, x) for y, x in zip(*np.nonzero(skeleton))}
+    segments = [((x, y), (x + dx, y + dy)) for y, x in points
+                for dy, dx in ((0, 1), (1, -1), (1, 0), (1, 1)) if (y + dy, x + dx) in points]
+    if not segments:  # a digit thinned to a single point
+        y, x = next(iter(points))
+        segments.append(((x, y), (x, y)))
+    return (np.array(segments, np.float64) - (left, top)) / height, width / height
+
+
+def paint(coverage: np.ndarray, segments: np.ndarray, aspect: float, left: float, top: float, height: float,
+          brush: float, angle: float) -> None:
+    """One digit's centre lines as strokes of a round pen `brush` px wide, onto a float coverage
+    map (max blend): the digit `height` px high with its box's top left at (left, top), turned by
+    `angle` radians about its centre."""
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    centre = np.array([aspect / 2, 0.5])
+    points = ((segments - centre) @ rotation.T + centre) * height + (left, top)
+    layer = np.zeros_like(coverage)
+    cv2.polylines(layer, list(np.round(points * SUBPIXEL).astype(np.int32)), False, 1.0, max(1, round(brush)),
+                  cv2.LINE_AA, shift=2)
+    np.maximum(coverage, np.minimum(layer, 1), out=coverage)
+
+
+def compose(items: Sequence[tuple[np.ndarray, float]], gaps: Sequence[str], rng: random.Random) -> np.ndarray:
+    """A number's coverage map (H, W) in [0, 1]: the digits' `centre_lines` side by side, left to
+    right, each meeting its left neighbour as `gaps` says (one of GAPS per neighbour)."""
+    base = rng.uniform(40, 110)
+    brush = max(1.5, base * rng.uniform(0.05, 0.16))
+    heights = [base * rng.uniform(0.85, 1.15) for _ in items]
+    shifts = [base * rng.uniform(-0.08, 0.08) for _ in items]
+    angles = [np.radians(rng.uniform(-8, 8)) for _ in items]
+    margin = base * 0.4 + brush
+    width = int(sum(a * h for (_, a), h in zip(items, heights)) + len(items) * base + 2 * margin)
+    height = int(base * 1.5 + 2 * margin)
+    coverage = np.zeros((height, width), np.float32)
+    x = margin
+    for n, ((segments, aspect), h) in enumerate(zip(items, heights)):
+        top = margin + (base * 1.15 - h) + shifts[n]  # bottoms roughly on one line
+        if n:
+            if GAPS[gaps[n - 1]] is None:
+                x = _touching(coverage, segments, aspect, x, top, h, brush, angles[n])
+            else:
+                x += rng.uniform(*GAPS[gaps[n - 1]]) * base
+        paint(coverage, segments, aspect, x, top, h, brush, angles[n])
+        x += aspect * h
+    cols = np.flatnonzero(coverage.max(0) > 0)
+    return coverage[:, :min(width, cols[-1] + int(margin))]
+
+
+def _touching(coverage: np.ndarray, segments: np.ndarray, aspect: float, x: float, top: float, height: float,
+              brush: float, angle: float) -> float:
+    """Where the digit's left edge goes when it is slid in from 0.3 heights right of `x`, a pixel at
+    a time, until its ink meets the ink drawn (at most 0.6 heights left of `x`)."""
+    start = x + 0.3 * height
+    layer = np.zeros_like(coverage)
+    paint(layer, segments, aspect, start, top, height, brush, angle)
+    drawn, ink = coverage > 0.5, layer > 0.5
+    cols = np.flatnonzero(ink.any(0))
+    # Drawn one whole pixel further left, the same strokes land exactly one column further left.
+    for step in range(int(np.ceil(0.9 * height))):
+        if step > cols[0]:
+            break
+        if (drawn[:, cols[0] - step:cols[-1] + 1 - step] & ink[:, cols[0]:cols[-1] + 1]).any():
+            return start - step
+    return x - 0.6 * height
