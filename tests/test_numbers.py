@@ -11,9 +11,12 @@ import io
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from app.core import segment
+from app.core.classifier import LineReading
 from app.core.preprocess import INK_THRESHOLD, NoDigitError, decode, ink, to_line
 from tests.drawing import encode, number, paths, picture, render
 
@@ -104,11 +107,12 @@ def test_different_sizes_and_a_wavy_baseline(reader):
 
 
 class SureReader:
-    """Models that take every piece for a whole 0 with the given confidence, and a line reader
-    that must not be asked."""
+    """Models that take every piece for a 0 with the given confidence, and for one whole digit with
+    that confidence or `wholeness`, and a line reader that must not be asked."""
 
-    def __init__(self, confidence: float) -> None:
+    def __init__(self, confidence: float, wholeness: float | None = None) -> None:
         self.confidence = confidence
+        self.whole = confidence if wholeness is None else wholeness
 
     def digits(self, fields: np.ndarray) -> np.ndarray:
         p = np.full((len(fields), 10), (1 - self.confidence) / 9)
@@ -116,7 +120,7 @@ class SureReader:
         return p
 
     def wholeness(self, fields: np.ndarray) -> np.ndarray:
-        return np.full(len(fields), self.confidence)
+        return np.full(len(fields), self.whole)
 
     def read_line(self, line: np.ndarray):
         raise AssertionError("the line reader was asked")
@@ -132,12 +136,17 @@ class CountingReader(SureReader):
         return super().wholeness(fields)
 
 
+def stretched_zero(stretch: float) -> bytes:
+    """A 0 drawn `stretch` times as wide as usual: 3.1 makes it 1.7 heights wide, 2.0 1.1."""
+    strokes = [np.column_stack([60 + (p[:, 0] - 60) * stretch, p[:, 1]]) for p in paths(0, (60, 40, 100))]
+    return encode(render(strokes, canvas=(320, 180), brush=10, supersample=2))
+
+
 def test_a_broad_digit_both_models_take_for_one_is_not_read_again_as_a_line():
     # A 0 drawn 1.7 heights wide: too broad to pass as one digit at a glance, so it is cut; when
     # both models take the whole for one digit more likely than not, the line reader (which would
     # rather find "00") is not asked, and the 0 stays one digit.
-    strokes = [np.column_stack([60 + (p[:, 0] - 60) * 3.1, p[:, 1]]) for p in paths(0, (60, 40, 100))]
-    broad_zero = encode(render(strokes, canvas=(320, 180), brush=10, supersample=2))
+    broad_zero = stretched_zero(3.1)
     for sure in (0.99, 0.6):
         digits = segment.read_image(broad_zero, SureReader(sure), 16)
         assert [d.box[2] > segment.SPLIT_WIDTH * d.box[3] for d in digits] == [True]
@@ -148,16 +157,55 @@ def test_a_broad_digit_both_models_take_for_one_is_not_read_again_as_a_line():
 def test_a_digit_both_models_take_for_one_is_read_at_a_glance():
     # A 0 drawn 1.1 heights wide, within SPLIT_WIDTH: when both models take it for one digit more
     # likely than not, no cut is tried (the segment reader is asked once, about the whole group);
-    # when they doubt it, its cuts are weighed (asked again, about the pieces).
-    strokes = [np.column_stack([60 + (p[:, 0] - 60) * 2.0, p[:, 1]]) for p in paths(0, (60, 40, 100))]
-    zero = encode(render(strokes, canvas=(320, 180), brush=10, supersample=2))
+    # when one doubts it, its cuts are weighed (asked again, about the pieces).
+    zero = stretched_zero(2.0)
     for sure, asked in ((0.6, 1), (0.4, 2)):
-        reader = CountingReader(sure)
+        reader = CountingReader(sure, wholeness=0.6)
         digits = segment.read_image(zero, reader, 16)
         assert reader.asked == asked
         if sure > 0.5:
             [(_, _, width, height)] = [d.box for d in digits]
             assert 1.0 < width / height < segment.SPLIT_WIDTH
+
+
+def test_a_narrow_group_the_segment_reader_doubts_is_weighed_as_a_line():
+    # A 1 run into its neighbour makes a group no wider than one digit, which the classifier may
+    # read surely as that neighbour ("17" as 7): when the segment reader doubts the group is one
+    # whole digit, the line reader weighs its readings too; when it takes it for one (only the
+    # classifier doubts it), the cuts alone decide, as for a narrow odd digit.
+    zero = stretched_zero(2.0)  # 1.1 heights wide: under LINE_WIDTH
+    with pytest.raises(AssertionError, match="line reader was asked"):
+        segment.read_image(zero, SureReader(0.99, wholeness=0.3), 16)
+    assert [int(d.probabilities.argmax()) for d in segment.read_image(zero, SureReader(0.4, wholeness=0.6), 16)] == [0]
+
+
+class SpellingReader(SureReader):
+    """SureReader (every group a sure 0), with a line reader that spells `digits` evenly along
+    the line, each ahead of the next likeliest class by `sureness` in log-odds."""
+
+    def __init__(self, digits: str, sureness: float) -> None:
+        super().__init__(0.99)
+        self.spelt, self.sureness = digits, sureness
+
+    def read_line(self, line: np.ndarray) -> LineReading:
+        steps = line.shape[1] // 4  # one step every 4 px, as LineNet's
+        scores = torch.full((steps, 11), -float(self.sureness))
+        scores[:, 0] = 0  # blank
+        for k, digit in enumerate(self.spelt):
+            at = (2 * k + 1) * steps // (2 * len(self.spelt))
+            scores[at, 0], scores[at, int(digit) + 1] = -self.sureness, 0
+        return LineReading(F.log_softmax(scores, dim=1))
+
+
+def test_the_line_reader_reading_the_whole_number_far_likelier_stands():
+    data = picture("42", gap=0.35)
+    groups = [d.box for d in segment.read_image(data, SpellingReader("00", sureness=8), 16)]  # as read
+    digits = segment.read_image(data, SpellingReader("42", sureness=8), 16)
+    assert [int(d.probabilities.argmax()) for d in digits] == [4, 2]
+    for (x, y, w, h), (gx, gy, gw, gh) in zip([d.box for d in digits], groups):  # each digit its own ink
+        assert abs(x - gx) <= 3 and abs(x + w - gx - gw) <= 3 and (y, h) == (gy, gh)
+    # Only a little likelier than what the groups read, it does not.
+    assert [int(d.probabilities.argmax()) for d in segment.read_image(data, SpellingReader("42", sureness=1), 16)] == [0, 0]
 
 
 def test_specks_are_ignored(reader):

@@ -80,6 +80,7 @@ def test_shipped_line_reader_files():
     assert meta["architecture"]["name"] == "LineNet" and meta["classes"][0] == "blank"
     assert meta["test"]["line_accuracy"] >= 0.85
     assert checkpoint.LINES_WEIGHTS.stat().st_size < 2_000_000
+    assert meta["weights_sha256"] == hashlib.sha256(checkpoint.LINES_WEIGHTS.read_bytes()).hexdigest()
 
 
 def test_offline_without_data_fails_with_one_clear_line(tmp_path):

@@ -53,8 +53,9 @@ PENALTY = 0.3          # log-probability a reading pays for each digit: cutting 
                        # must buy more confidence than this to be worth it
 READINGS = 8           # readings of a cut group, best by its cuts, that the line reader weighs
 LINE_WEIGHT = 1.0      # how much the line reader's log-likelihood counts beside the cuts' score
-LINE_WIDTH = 1.2       # groups at least this many heights wide are weighed by the line reader too;
-                       # a narrower one is most often one odd digit, which it would rather split
+LINE_WIDTH = 1.2       # groups at least this many heights wide are weighed by the line reader too,
+LINE_DOUBT = 0.5       # and narrower ones the segment reader doubts are one digit (a 1 run into its
+                       # neighbour); one it takes for a digit is most often one odd digit, best not split
 LINE_OVERRIDE = 3.0    # log-likelihood by which the line reader's own reading must beat the cuts'
 
 
@@ -227,7 +228,9 @@ def read_number(ink_map: np.ndarray, masks: Sequence[np.ndarray], reader: Reader
     """The digits of the number drawn, left to right; NoDigitError if there is none.
 
     A lone digit is read from exactly the field `preprocess` makes of the whole drawing, so it
-    gets exactly /predict's answer.
+    gets exactly /predict's answer. A number of several is read by its groups, then by the line
+    reader as a whole: its own reading stands where it is far likelier than the groups' (a 1 run
+    into its neighbour and read as part of it, a digit whose stroke broke in two).
     """
     groups = group(masks)
     if not groups:
@@ -235,6 +238,7 @@ def read_number(ink_map: np.ndarray, masks: Sequence[np.ndarray], reader: Reader
     if len(groups) > max_digits:
         raise TooManyDigitsError(len(groups), max_digits)
     inks, origins = [], []
+    number_ink = np.zeros(ink_map.shape, np.float32)  # every group's ink, and no specks
     for members in groups:
         area = np.zeros(ink_map.shape, bool)
         for i in members:
@@ -245,6 +249,7 @@ def read_number(ink_map: np.ndarray, masks: Sequence[np.ndarray], reader: Reader
         near = cv2.dilate(area[y0:y1, x0:x1].view(np.uint8), np.ones((5, 5), np.uint8)).view(bool)
         inks.append(np.where(near, ink_map[y0:y1, x0:x1], 0).astype(np.float32))
         origins.append((int(x0), int(y0)))
+        np.maximum(number_ink[y0:y1, x0:x1], inks[-1], out=number_ink[y0:y1, x0:x1])
     wholes = np.stack([to_mnist(ink_map)] if len(groups) == 1 else [to_mnist(part) for part in inks])
     # Most groups are plainly one digit: both models say so at once, for all of them in one batch.
     read, whole = reader.digits(wholes), reader.wholeness(wholes)
@@ -260,7 +265,22 @@ def read_number(ink_map: np.ndarray, masks: Sequence[np.ndarray], reader: Reader
             digits.extend(_in_pixels_of(_read_group(part, field, p, w, reader), scale, (x0, y0)))
         if len(digits) > max_digits:
             raise TooManyDigitsError(len(digits), max_digits)
+    if len(digits) > 1:
+        return _read_as_a_line(number_ink, digits, reader, max_digits)
     return digits
+
+
+def _read_as_a_line(ink: np.ndarray, digits: list[Digit], reader: Reader, max_digits: int) -> list[Digit]:
+    """`digits` as the groups read them, or the line reader's own reading of the whole number where
+    it is far likelier (LINE_OVERRIDE) and every digit of it has ink of its own."""
+    line = reader.read_line(to_line(ink))
+    found = line.best_path()
+    own = "".join(str(int(p.argmax())) for p, _, _ in found)
+    read = "".join(str(int(d.probabilities.argmax())) for d in digits)
+    if not own or own == read or len(own) > max_digits:
+        return digits
+    fit, own_fit = line.likelihoods([read, own])
+    return (own_fit > fit + LINE_OVERRIDE and _digits_along_line(ink, found)) or digits
 
 
 def _taken_for_one_digit(probabilities: np.ndarray, wholeness: float) -> bool:
@@ -325,9 +345,10 @@ def _read_group(ink: np.ndarray, whole: np.ndarray, whole_probabilities: np.ndar
     Every way of cutting the group along its seams into pieces is scored by how surely the
     segment reader takes each piece for one whole digit (not a fragment, not two stuck
     together); dynamic programming keeps the best few readings without trying them all. For a
-    group wide enough to hold several digits, the line reader, which reads the whole group at
-    once, then weighs how well each reading fits the ink: the cuts say where digits can part,
-    the line reader what the whole says. Boxes are in the pixels of `ink`.
+    group wide enough to hold several digits, or one the segment reader doubts is one digit, the
+    line reader, which reads the whole group at once, then weighs how well each reading fits the
+    ink: the cuts say where digits can part, the line reader what the whole says. Boxes are in
+    the pixels of `ink`.
     """
     height, width = ink.shape
     last, candidates = cuts(ink)
@@ -356,7 +377,7 @@ def _read_group(ink: np.ndarray, whole: np.ndarray, whole_probabilities: np.ndar
         if pieces:
             probabilities.update(zip(pieces, reader.digits(batch[pieces])))
 
-    if width < LINE_WIDTH * height or one_digit:
+    if one_digit or (width < LINE_WIDTH * height and whole_wholeness >= LINE_DOUBT):
         # The cuts alone decide, and the best reading is the same whatever the pieces spell:
         # only the pieces it is made of need reading.
         chosen = _readings(kept, wholeness, [str(n) for n in range(len(kept))], last)[0][1]
