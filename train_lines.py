@@ -2,7 +2,7 @@
 number whose digits run into each other is read as the likeliest of the ways it can be cut.
 
     python train_lines.py                      # defaults: the shipped model/lines.safetensors
-    python train_lines.py --lines 2000 --epochs 1 --out /tmp/lines.safetensors   # a quick check
+    python train_lines.py --lines 2000 --written-digits 500 --epochs 1 --out /tmp/lines.safetensors  # quick
 
 Reads top to bottom like train.py: configuration, data, model, training loop, save. Its data are
 lines of one to eight MNIST digits, touching, overlapping, close or far apart, through the one
