@@ -280,7 +280,9 @@ def _read_as_a_line(ink: np.ndarray, digits: list[Digit], reader: Reader, max_di
     if not own or own == read or len(own) > max_digits:
         return digits
     fit, own_fit = line.likelihoods([read, own])
-    return (own_fit > fit + LINE_OVERRIDE and _digits_along_line(ink, found)) or digits
+    if own_fit > fit + LINE_OVERRIDE:
+        return _digits_along_line(ink, found) or digits
+    return digits
 
 
 def _taken_for_one_digit(probabilities: np.ndarray, wholeness: float) -> bool:
