@@ -32,7 +32,7 @@ from PIL import Image, ImageDraw
 from bench.serve import Gunicorn
 from bench.textbook import load_or_train, naive_preprocess
 from model import mnist
-from model.pen import centre_lines
+from model.pen import SUBPIXEL, centre_lines, place
 from tests.drawing import camera, sheet
 
 KINDS = ["transparent PNG", "white PNG", "white JPEG", "dark PNG", "dark JPEG", "coloured PNG", "coloured JPEG",
@@ -79,11 +79,8 @@ def render(digit: np.ndarray, kind: str, rng: random.Random) -> tuple[bytes, dic
     s = 2  # supersampling, for anti-aliased edges like a canvas's
     image = Image.new("RGBA", (canvas_w * s, canvas_h * s), paper or (0, 0, 0, 0))
     pen = ImageDraw.Draw(image)
-    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-    centre = np.array([aspect / 2, 0.5])
     r = brush * s / 2
-    for a, b in segments:
-        a, b = [((rotation @ (p - centre) + centre) * height + (left, top)) * s for p in (a, b)]
+    for a, b in place(segments, aspect, left, top, height, angle) * s:
         pen.line([tuple(a), tuple(b)], fill=ink, width=max(1, round(2 * r)))
         for x, y in (a, b):
             pen.ellipse([x - r, y - r, x + r, y + r], fill=ink)
@@ -113,15 +110,11 @@ def photograph(digit: np.ndarray, rng: random.Random) -> tuple[bytes, dict]:
     digit_height = rng.uniform(0.15, 0.6) * min(width, height)
     brush = max(2.0, digit_height * rng.uniform(0.05, 0.13))
     angle = np.radians(rng.uniform(-10, 10))
-    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-    centre = np.array([aspect / 2, 0.5])
-    origin = np.array([width / 2 + rng.uniform(-0.2, 0.2) * width - aspect * digit_height / 2,
-                       height / 2 + rng.uniform(-0.2, 0.2) * height - digit_height / 2])
-    s = 4  # sub-pixel precision for cv2.line
-    for a, b in segments:
-        a, b = [((rotation @ (p - centre) + centre) * digit_height + origin) * s for p in (a, b)]
-        cv2.line(image, tuple(np.round(a).astype(int)), tuple(np.round(b).astype(int)),
-                 tuple(float(v) for v in ink), max(1, round(brush)), cv2.LINE_AA, shift=2)
+    left = width / 2 + rng.uniform(-0.2, 0.2) * width - aspect * digit_height / 2
+    top = height / 2 + rng.uniform(-0.2, 0.2) * height - digit_height / 2
+    points = place(segments, aspect, left, top, digit_height, angle) * SUBPIXEL
+    cv2.polylines(image, list(np.round(points).astype(np.int32)), False, tuple(float(v) for v in ink),
+                  max(1, round(brush)), cv2.LINE_AA, shift=2)
     size = "small (<80 px)" if digit_height < 80 else "medium (<180 px)" if digit_height < 180 else "large"
     stroke = brush / digit_height
     stroke_kind = "thin brush (<7%)" if stroke < 0.07 else "medium brush" if stroke < 0.14 else "thick brush (>14%)"

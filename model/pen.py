@@ -52,14 +52,19 @@ def centre_lines(digit: np.ndarray) -> tuple[np.ndarray, float]:
     return (np.array(segments, np.float64) - (left, top)) / height, width / height
 
 
+def place(segments: np.ndarray, aspect: float, left: float, top: float, height: float, angle: float) -> np.ndarray:
+    """A digit's `centre_lines` in pixels: the digit `height` px high with its box's top left at
+    (left, top), turned by `angle` radians about its centre."""
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    centre = np.array([aspect / 2, 0.5])
+    return ((segments - centre) @ rotation.T + centre) * height + (left, top)
+
+
 def paint(coverage: np.ndarray, segments: np.ndarray, aspect: float, left: float, top: float, height: float,
           brush: float, angle: float) -> None:
     """One digit's centre lines as strokes of a round pen `brush` px wide, onto a float coverage
-    map (max blend): the digit `height` px high with its box's top left at (left, top), turned by
-    `angle` radians about its centre."""
-    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-    centre = np.array([aspect / 2, 0.5])
-    points = ((segments - centre) @ rotation.T + centre) * height + (left, top)
+    map (max blend), placed as `place` says."""
+    points = place(segments, aspect, left, top, height, angle)
     layer = np.zeros_like(coverage)
     cv2.polylines(layer, list(np.round(points * SUBPIXEL).astype(np.int32)), False, 1.0, max(1, round(brush)),
                   cv2.LINE_AA, shift=2)

@@ -15,7 +15,7 @@ once with CTC), and the reading both agree on best wins.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -238,7 +238,6 @@ def read_number(ink_map: np.ndarray, masks: Sequence[np.ndarray], reader: Reader
     if len(groups) > max_digits:
         raise TooManyDigitsError(len(groups), max_digits)
     inks, origins = [], []
-    number_ink = np.zeros(ink_map.shape, np.float32)  # every group's ink, and no specks
     for members in groups:
         area = np.zeros(ink_map.shape, bool)
         for i in members:
@@ -249,7 +248,6 @@ def read_number(ink_map: np.ndarray, masks: Sequence[np.ndarray], reader: Reader
         near = cv2.dilate(area[y0:y1, x0:x1].view(np.uint8), np.ones((5, 5), np.uint8)).view(bool)
         inks.append(np.where(near, ink_map[y0:y1, x0:x1], 0).astype(np.float32))
         origins.append((int(x0), int(y0)))
-        np.maximum(number_ink[y0:y1, x0:x1], inks[-1], out=number_ink[y0:y1, x0:x1])
     wholes = np.stack([to_mnist(ink_map)] if len(groups) == 1 else [to_mnist(part) for part in inks])
     # Most groups are plainly one digit: both models say so at once, for all of them in one batch.
     read, whole = reader.digits(wholes), reader.wholeness(wholes)
@@ -266,8 +264,22 @@ def read_number(ink_map: np.ndarray, masks: Sequence[np.ndarray], reader: Reader
         if len(digits) > max_digits:
             raise TooManyDigitsError(len(digits), max_digits)
     if len(digits) > 1:
-        return _read_as_a_line(number_ink, digits, reader, max_digits)
+        return _read_as_a_line(_together(ink_map.shape, inks, origins), digits, reader, max_digits)
     return digits
+
+
+def _together(shape: tuple[int, ...], inks: Sequence[np.ndarray], origins: Sequence[tuple[int, int]]) -> np.ndarray:
+    """The groups' inks back in one map of `shape`: the number's ink without its specks."""
+    number = np.zeros(shape, np.float32)
+    for part, (x0, y0) in zip(inks, origins):
+        place = number[y0:y0 + part.shape[0], x0:x0 + part.shape[1]]
+        np.maximum(place, part, out=place)
+    return number
+
+
+def _spelling(probabilities: Iterable[np.ndarray]) -> str:
+    """The digits that sets of ten probabilities read as, one after another."""
+    return "".join(str(int(p.argmax())) for p in probabilities)
 
 
 def _read_as_a_line(ink: np.ndarray, digits: list[Digit], reader: Reader, max_digits: int) -> list[Digit]:
@@ -275,8 +287,8 @@ def _read_as_a_line(ink: np.ndarray, digits: list[Digit], reader: Reader, max_di
     it is far likelier (LINE_OVERRIDE) and every digit of it has ink of its own."""
     line = reader.read_line(to_line(ink))
     found = line.best_path()
-    own = "".join(str(int(p.argmax())) for p, _, _ in found)
-    read = "".join(str(int(d.probabilities.argmax())) for d in digits)
+    own = _spelling(p for p, _, _ in found)
+    read = _spelling(d.probabilities for d in digits)
     if not own or own == read or len(own) > max_digits:
         return digits
     fit, own_fit = line.likelihoods([read, own])
@@ -390,7 +402,7 @@ def _read_group(ink: np.ndarray, whole: np.ndarray, whole_probabilities: np.ndar
         readings = _readings(kept, wholeness, spelt, last)
         line = reader.read_line(to_line(ink))
         found = line.best_path()
-        own = "".join(str(int(p.argmax())) for p, _, _ in found)
+        own = _spelling(p for p, _, _ in found)
         spellings = ["".join(spelt[n] for n in path) for _, path in readings]
         *fit, own_fit = line.likelihoods([*spellings, own])
         best_n = int(np.argmax([score + LINE_WEIGHT * f for (score, _), f in zip(readings, fit)]))
