@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from app.core import segment
-from app.core.classifier import LineReading
+from app.core.classifier import STEP, LineReading
 from app.core.preprocess import INK_THRESHOLD, NoDigitError, decode, ink, to_line
 from tests.drawing import encode, number, paths, picture, render
 
@@ -188,7 +188,7 @@ class SpellingReader(SureReader):
         self.spelt, self.sureness = digits, sureness
 
     def read_line(self, line: np.ndarray) -> LineReading:
-        steps = line.shape[1] // 4  # one step every 4 px, as LineNet's
+        steps = line.shape[1] // STEP  # as LineNet's
         scores = torch.full((steps, 11), -float(self.sureness))
         scores[:, 0] = 0  # blank
         for k, digit in enumerate(self.spelt):

@@ -282,12 +282,18 @@ def _spelling(probabilities: Iterable[np.ndarray]) -> str:
     return "".join(str(int(p.argmax())) for p in probabilities)
 
 
+def _line_reading(ink: np.ndarray, reader: Reader) -> tuple[LineReading, list[tuple[np.ndarray, float, float]], str]:
+    """The line reader's pass over `ink`, what it reads there on its own (`LineReading.best_path`),
+    and that reading spelt out."""
+    line = reader.read_line(to_line(ink))
+    found = line.best_path()
+    return line, found, _spelling(p for p, _, _ in found)
+
+
 def _read_as_a_line(ink: np.ndarray, digits: list[Digit], reader: Reader, max_digits: int) -> list[Digit]:
     """`digits` as the groups read them, or the line reader's own reading of the whole number where
     it is far likelier (LINE_OVERRIDE) and every digit of it has ink of its own."""
-    line = reader.read_line(to_line(ink))
-    found = line.best_path()
-    own = _spelling(p for p, _, _ in found)
+    line, found, own = _line_reading(ink, reader)
     read = _spelling(d.probabilities for d in digits)
     if not own or own == read or len(own) > max_digits:
         return digits
@@ -400,9 +406,7 @@ def _read_group(ink: np.ndarray, whole: np.ndarray, whole_probabilities: np.ndar
         read(list(range(1, len(kept))))
         spelt = [str(probabilities[n].argmax()) for n in range(len(kept))]
         readings = _readings(kept, wholeness, spelt, last)
-        line = reader.read_line(to_line(ink))
-        found = line.best_path()
-        own = _spelling(p for p, _, _ in found)
+        line, found, own = _line_reading(ink, reader)
         spellings = ["".join(spelt[n] for n in path) for _, path in readings]
         *fit, own_fit = line.likelihoods([*spellings, own])
         best_n = int(np.argmax([score + LINE_WEIGHT * f for (score, _), f in zip(readings, fit)]))
