@@ -222,7 +222,9 @@ def post_all(urls: list[str], clients_per_server: int, per_client: int, kill) ->
                 for attempt in range(10):
                     try:
                         response = session.post(f"{url}/api/corrections", json=bodies[n], timeout=30)
-                    except requests.ConnectionError:
+                    except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
+                        # The kill can come before the answer or halfway through its body: either way
+                        # the client never learns the id, and retries (the store dedups).
                         lost_answers.append(n)
                         time.sleep(0.2)
                         continue
