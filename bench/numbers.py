@@ -6,8 +6,11 @@ digit sizes and baselines jittered; every background and format of bench/drawn.p
 digitpad, the baseline a newcomer would write first: connected components merged where their
 columns overlap, each read by the shipped model.
 
+Each number is also sent as the page sends a drawing: its picture (black strokes on a transparent
+canvas) and the pen's strokes that drew it, which tell touching digits apart.
+
 Then the speed target: numbers of four digits of each gap kind read in this process, on one
-thread, decoding included.
+thread, decoding included, from the image and from the page's picture and strokes.
 
     python -m bench.numbers                  # 700 numbers, starts its own server
     python -m bench.numbers --count 2000 --url http://127.0.0.1:8000
@@ -16,6 +19,7 @@ thread, decoding included.
 from __future__ import annotations
 
 import argparse
+import base64
 import io
 import os
 import platform
@@ -35,11 +39,12 @@ from PIL import Image
 from app.core import segment
 from app.core.classifier import Classifier, NumberReader
 from app.core.preprocess import INK_THRESHOLD, NoDigitError, decode, ink, to_mnist
+from app.web import inputs
 from bench.drawn import KINDS, colours
 from bench.serve import Gunicorn, timeit
 from model import mnist
 from model.checkpoint import DEFAULT_WEIGHTS
-from model.pen import GAPS, centre_lines, compose
+from model.pen import GAPS, Written, centre_lines, write
 
 CANVAS_KINDS = [k for k in KINDS if k != "photo of paper"]
 def encode(coverage: np.ndarray, kind: str, rng: random.Random) -> bytes:
@@ -96,21 +101,38 @@ def numbers_of(images: torch.Tensor, labels: torch.Tensor, count: int, rng: rand
         kind = CANVAS_KINDS[(n // (len(lengths) * len(GAPS))) % len(CANVAS_KINDS)]
         chosen = [rng.randrange(len(images)) for _ in range(length)]
         items = [strokes_of.setdefault(i, centre_lines(images[i].numpy())) for i in chosen]
-        data = encode(compose(items, [gap] * (length - 1), rng), kind, rng)
-        numbers.append((data, "".join(str(int(labels[i])) for i in chosen), {"gap": gap, "length": length,
-                                                                             "kind": kind}))
+        written = write(items, [gap] * (length - 1), rng)
+        data = encode(written.coverage, kind, rng)
+        numbers.append((data, "".join(str(int(labels[i])) for i in chosen),
+                        {"gap": gap, "length": length, "kind": kind, "page": page_request(written)}))
     return numbers
 
 
-def reading_times(numbers: list[tuple[bytes, str, dict]]) -> dict[str, np.ndarray]:
-    """ms to read each number in this process, one thread like a worker, best of 3 calls, by gap."""
+def page_request(written: Written) -> dict:
+    """The number as the page sends it to /predict/number: its board's picture (black strokes on
+    a transparent canvas) and the pen's strokes, one point every 8 ms."""
+    rgba = np.zeros((*written.coverage.shape, 4), np.uint8)
+    rgba[..., 3] = np.round(written.coverage * 255)
+    height, width = written.coverage.shape
+    return {"image": "data:image/png;base64," + base64.b64encode(cv2.imencode(".png", rgba)[1]).decode(),
+            "canvas": {"width": width, "height": height}, "brush": round(written.brush, 2),
+            "strokes": [[[round(x, 2), round(y, 2), 8 * k] for k, (x, y) in enumerate(path.tolist())]
+                        for digit in written.strokes for path in digit]}
+
+
+def reading_times(numbers: list[tuple[bytes, str, dict]]) -> dict[str, dict[str, np.ndarray]]:
+    """ms to read each number in this process, one thread like a worker, best of 3 calls, by gap:
+    {"image": ..., "page": ...}, the image alone and the page's picture with its strokes."""
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     reader = NumberReader.load(Classifier(DEFAULT_WEIGHTS, "cpu"), device="cpu")
-    times: dict[str, list[float]] = defaultdict(list)
+    times: dict[str, dict[str, list[float]]] = {"image": defaultdict(list), "page": defaultdict(list)}
     for data, _, info in numbers:
-        times[info["gap"]].append(timeit(lambda: segment.read_image(data, reader, 16), repeat=3))
-    return {gap: np.array(ms) for gap, ms in times.items()}
+        page = info["page"]
+        times["image"][info["gap"]].append(timeit(lambda: segment.read_image(data, reader, 16), repeat=3))
+        times["page"][info["gap"]].append(timeit(lambda: segment.read_strokes(
+            inputs.strokes(page), reader, 16, inputs.decode_base64(page["image"])), repeat=3))
+    return {source: {gap: np.array(ms) for gap, ms in by_gap.items()} for source, by_gap in times.items()}
 
 
 def main() -> None:
@@ -132,10 +154,14 @@ def main() -> None:
     url = args.url or server.url
     session = requests.Session()
 
-    def ask(data: bytes) -> tuple[str, float]:
-        mime = "image/jpeg" if data[:2] == b"\xff\xd8" else "image/png"
+    def ask(data: bytes | dict) -> tuple[str, float]:
+        """An image as a script sends it, or (a dict) a drawing as the page sends it."""
         started = time.perf_counter()
-        response = session.post(f"{url}/predict/number", data=data, headers={"Content-Type": mime}, timeout=60)
+        if isinstance(data, dict):
+            response = session.post(f"{url}/predict/number", json=data, timeout=60)
+        else:
+            mime = "image/jpeg" if data[:2] == b"\xff\xd8" else "image/png"
+            response = session.post(f"{url}/predict/number", data=data, headers={"Content-Type": mime}, timeout=60)
         elapsed = time.perf_counter() - started
         return (response.json()["number"] if response.ok else ""), elapsed * 1000
 
@@ -145,6 +171,8 @@ def main() -> None:
         with ThreadPoolExecutor(4) as pool:
             answers = list(pool.map(lambda item: ask(item[0])[0], numbers))
         elapsed = time.perf_counter() - started
+        with ThreadPoolExecutor(4) as pool:
+            from_page = list(pool.map(lambda item: ask(item[2]["page"])[0], numbers))
     finally:
         if server:
             server.stop()
@@ -169,8 +197,9 @@ def main() -> None:
           f"{url}/predict/number ({len(numbers) / elapsed:.0f} numbers/s with 4 clients)")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}; "
           f"one-client latency p50 {np.percentile(latencies, 50):.1f} ms, p90 {np.percentile(latencies, 90):.1f} ms\n")
-    print("| numbers | count | digitpad, whole number | digitpad, digits right in place | baseline, whole number |")
-    print("|---|---:|---:|---:|---:|")
+    print("| numbers | count | digitpad, whole number | digitpad, digits right in place | baseline, whole number "
+          "| the same drawn on the page (picture and strokes), whole number |")
+    print("|---|---:|---:|---:|---:|---:|")
     rows = ["all", *[f"gap: {g}" for g in GAPS], *[f"length {k}" for k in range(2, 9)], *CANVAS_KINDS]
     for name in rows:
         members = groups.get(name, [])
@@ -178,16 +207,20 @@ def main() -> None:
             continue
         ours = np.mean([answers[n] == truth[n] for n in members])
         theirs = np.mean([naive[n] == truth[n] for n in members])
+        page = np.mean([from_page[n] == truth[n] for n in members])
         label = f"**{name}**" if name == "all" else name
-        print(f"| {label} | {len(members)} | {ours:.1%} | {per_digit(answers, members):.2%} | {theirs:.1%} |")
+        print(f"| {label} | {len(members)} | {ours:.1%} | {per_digit(answers, members):.2%} | {theirs:.1%} | {page:.1%} |")
 
     times = reading_times(timed)
-    print(f"\n4-digit numbers read in this process, one thread, decoding included, best of 3 calls "
-          f"({args.timed} of each gap kind, every canvas kind), ms:\n")
-    print("| gap | p50 | p90 |")
-    print("|---|---:|---:|")
-    for gap, ms in [*times.items(), ("**all**", np.concatenate(list(times.values())))]:
-        print(f"| {gap} | {np.percentile(ms, 50):.1f} | {np.percentile(ms, 90):.1f} |")
+    print(f"\n4-digit numbers read in this process, one thread, decoding (and the strokes' parsing) included, "
+          f"best of 3 calls ({args.timed} of each gap kind, every canvas kind), ms:\n")
+    print("| gap | image p50 | image p90 | page (picture and strokes) p50 | page p90 |")
+    print("|---|---:|---:|---:|---:|")
+    image, page = times["image"], times["page"]
+    for gap in [*image, "**all**"]:
+        a, b = (np.concatenate(list(t.values())) if gap == "**all**" else t[gap] for t in (image, page))
+        print(f"| {gap} | {np.percentile(a, 50):.1f} | {np.percentile(a, 90):.1f} "
+              f"| {np.percentile(b, 50):.1f} | {np.percentile(b, 90):.1f} |")
 
 
 if __name__ == "__main__":

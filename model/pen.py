@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -30,6 +31,8 @@ GAPS = {
     "overlapping": (-0.2, -0.08),
 }
 SUBPIXEL = 4  # cv2.line's fixed-point precision (shift=2)
+COVERED = 0.03  # digit heights: a pen stroke this close to one drawn before adds no ink (the
+                # thinnest brush `compose` uses is 0.05 heights wide)
 
 
 def centre_lines(digit: np.ndarray) -> tuple[np.ndarray, float]:
@@ -71,9 +74,24 @@ def paint(coverage: np.ndarray, segments: np.ndarray, aspect: float, left: float
     np.maximum(coverage, np.minimum(layer, 1), out=coverage)
 
 
+@dataclass
+class Written:
+    """A number as `write` wrote it: its coverage map (H, W) in [0, 1], the brush's width, and
+    each digit's pen strokes, (N, 2) arrays of x, y in the map's pixels (what the page sends)."""
+
+    coverage: np.ndarray
+    brush: float
+    strokes: list[list[np.ndarray]]
+
+
 def compose(items: Sequence[tuple[np.ndarray, float]], gaps: Sequence[str], rng: random.Random) -> np.ndarray:
     """A number's coverage map (H, W) in [0, 1]: the digits' `centre_lines` side by side, left to
     right, each meeting its left neighbour as `gaps` says (one of GAPS per neighbour)."""
+    return write(items, gaps, rng).coverage
+
+
+def write(items: Sequence[tuple[np.ndarray, float]], gaps: Sequence[str], rng: random.Random) -> Written:
+    """`compose`'s number, with the strokes that drew it."""
     base = rng.uniform(40, 110)
     brush = max(1.5, base * rng.uniform(0.05, 0.16))
     heights = [base * rng.uniform(0.85, 1.15) for _ in items]
@@ -83,6 +101,7 @@ def compose(items: Sequence[tuple[np.ndarray, float]], gaps: Sequence[str], rng:
     width = int(sum(a * h for (_, a), h in zip(items, heights)) + len(items) * base + 2 * margin)
     height = int(base * 1.5 + 2 * margin)
     coverage = np.zeros((height, width), np.float32)
+    strokes: list[list[np.ndarray]] = []
     x = margin
     for n, ((segments, aspect), h) in enumerate(zip(items, heights)):
         top = margin + (base * 1.15 - h) + shifts[n]  # bottoms roughly on one line
@@ -92,9 +111,10 @@ def compose(items: Sequence[tuple[np.ndarray, float]], gaps: Sequence[str], rng:
             else:
                 x += rng.uniform(*GAPS[gaps[n - 1]]) * base
         paint(coverage, segments, aspect, x, top, h, brush, angles[n])
+        strokes.append([place(path, aspect, x, top, h, angles[n]) for path in pen_strokes(segments)])
         x += aspect * h
     cols = np.flatnonzero(coverage.max(0) > 0)
-    return coverage[:, :min(width, cols[-1] + int(margin))]
+    return Written(coverage[:, :min(width, cols[-1] + int(margin))], brush, strokes)
 
 
 def _touching(coverage: np.ndarray, segments: np.ndarray, aspect: float, x: float, top: float, height: float,
@@ -113,3 +133,41 @@ def _touching(coverage: np.ndarray, segments: np.ndarray, aspect: float, x: floa
         if (drawn[:, cols[0] - step:cols[-1] + 1 - step] & ink[:, cols[0]:cols[-1] + 1]).any():
             return start - step
     return x - 0.6 * height
+
+
+def pen_strokes(segments: np.ndarray) -> list[np.ndarray]:
+    """A digit's centre line (N, 2, 2 line segments) as the strokes a pen would draw it with, each a
+    (K, 2) array: from a free end where there is one, on as straight as it can go at every fork,
+    until the line runs out; then the next stroke from what is left, until no ink is left undrawn.
+
+    A segment both of whose ends a stroke already passes through adds no ink and is dropped
+    (thinning joins pixels diagonally as well as straight, so the centre line has small triangles),
+    and a stroke that never leaves the ones before by more than COVERED (a spur of a thick spot) is
+    not drawn. Points are in `segments`' units: digit heights, for `centre_lines`."""
+    points, ends = np.unique(segments.reshape(-1, 2), axis=0, return_inverse=True)
+    edges = {frozenset((int(a), int(b))) for a, b in ends.reshape(-1, 2) if a != b}
+    strokes: list[np.ndarray] = []
+    drawn: set[int] = set()
+    while edges := {edge for edge in edges if not edge <= drawn}:
+        neighbours: dict[int, list[int]] = {}
+        for a, b in map(tuple, edges):
+            neighbours.setdefault(a, []).append(b)
+            neighbours.setdefault(b, []).append(a)
+        start = min(neighbours, key=lambda i: (len(neighbours[i]) != 1, points[i][0], points[i][1]))
+        path = [start]
+        while onward := [n for n in neighbours[path[-1]] if frozenset((path[-1], n)) in edges]:
+            here = points[path[-1]]
+            heading = here - points[path[max(0, len(path) - 4)]]
+            step = max(onward, key=lambda n: float(np.dot(points[n] - here, heading))
+                       / (float(np.linalg.norm(points[n] - here)) + 1e-9))
+            edges.discard(frozenset((path[-1], step)))
+            path.append(step)
+        if not drawn or _distances(points[path], points[list(drawn)]).max() > COVERED:
+            strokes.append(points[path])
+        drawn.update(path)
+    return strokes or [points[:1]]  # a digit thinned to a single point: a dot
+
+
+def _distances(these: np.ndarray, those: np.ndarray) -> np.ndarray:
+    """How far each of `these` points is from the nearest of `those`."""
+    return np.sqrt(((these[:, None] - those[None]) ** 2).sum(-1)).min(1)

@@ -302,6 +302,12 @@ def test_strokes_tell_apart_digits_whose_ink_touches(client):
     assert body["number"] == "11"
 
 
+def test_points_with_and_without_times_may_mix(client):
+    payload = strokes_json("7", gap=0.3)
+    payload["strokes"][0] = [point[:2] if k % 2 else point for k, point in enumerate(payload["strokes"][0])]
+    assert client.post("/predict/number", json=payload).json["number"] == "7"
+
+
 def test_strokes_drawn_right_to_left_still_read_left_to_right(client):
     payload = strokes_json("427", gap=0.3)
     payload["strokes"].reverse()
@@ -315,6 +321,15 @@ def test_strokes_drawn_right_to_left_still_read_left_to_right(client):
     ({"canvas": {"width": 0, "height": 100}, "strokes": [[[1, 2]]]}, 400, "canvas.width"),
     ({"canvas": {"width": 100, "height": 100}, "strokes": [[[1, "x"]]]}, 400, "must be a number"),
     ({"canvas": {"width": 100, "height": 100}, "strokes": [[[1]]]}, 400, "[x, y] or [x, y, t]"),
+    # The first bad point of a long stroke is named, whatever is wrong with it.
+    ({"canvas": {"width": 100, "height": 100}, "strokes": [[[5, 5, 0]] * 50 + [[5, True, 8]]]}, 400,
+     "strokes[0][50][1] must be a number"),
+    ({"canvas": {"width": 100, "height": 100}, "strokes": [[[5, 5]], [[5, 5]] * 9 + [[300, 5]]]}, 400,
+     "strokes[1][9][0] must be between -100 and 200, not 300"),
+    ({"canvas": {"width": 100, "height": 100}, "strokes": [[[5, 5, 0]] * 3 + [[5, 5, 1e16]]]}, 400,
+     "strokes[0][3][2] must be between"),
+    ({"canvas": {"width": 100, "height": 100}, "strokes": [[[5, 5, 0], [5, 5, 1], 7]]}, 400,
+     "strokes[0][2] must be [x, y] or [x, y, t]"),
     ({"canvas": {"width": 100, "height": 100}, "strokes": [[[1, 2]]] * 2001}, 413, "too many strokes"),
     ({"canvas": {"width": 100, "height": 100}, "brush": -1, "strokes": [[[1, 2]]]}, 400, "brush"),
     ({"canvas": {"width": 100, "height": 100}, "strokes": [[[1, 2]]], "image": 5}, 400, "must be a string"),

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from app.core.preprocess import INK_THRESHOLD, preprocess
-from model.pen import GAPS, centre_lines, compose, paint
+from app.core.strokes import Strokes, render
+from model.pen import GAPS, centre_lines, compose, paint, pen_strokes, write
 from tests.drawing import draw, encode
 
 
@@ -67,3 +68,27 @@ def test_composing_is_deterministic_for_a_seed(strokes):
     c = compose(items, ["tight", "touching"], random.Random(10))
     assert np.array_equal(a, b) and not (a.shape == c.shape and np.array_equal(a, c))
     assert a.dtype == np.float32 and a.max() <= 1 and a.min() >= 0
+
+
+def test_a_centre_line_is_drawn_in_strokes_that_go_straight_on_at_a_crossing():
+    across = [((x / 10, 0.5), ((x + 1) / 10, 0.5)) for x in range(10)]
+    down = [((0.5, y / 10), (0.5, (y + 1) / 10)) for y in range(10)]
+    strokes = pen_strokes(np.array(across + down))
+    assert len(strokes) == 2
+    first, second = strokes
+    assert np.allclose(first[:, 1], 0.5) and first[0, 0] == 0 and first[-1, 0] == 1  # left to right, through
+    assert np.allclose(second[:, 0], 0.5) and {second[0, 1], second[-1, 1]} == {0, 1}
+
+
+def test_a_written_number_comes_with_the_strokes_that_drew_it(strokes):
+    written = write([strokes[7], strokes[0], strokes[1]], ["touching", "wide"], random.Random(3))
+    assert len(written.strokes) == 3 and all(written.strokes)  # each digit's own strokes, left to right
+    centres = [np.concatenate(digit)[:, 0].mean() for digit in written.strokes]
+    assert centres == sorted(centres)
+    height, width = written.coverage.shape
+    paths = [path for digit in written.strokes for path in digit]
+    drawn, _, _ = render(Strokes(width, height, written.brush, paths), (height, width))
+    drawn, painted = drawn > INK_THRESHOLD, written.coverage > INK_THRESHOLD
+    assert (drawn & painted).sum() / (drawn | painted).sum() > 0.9  # the page would draw the same ink
+    assert np.array_equal(written.coverage, compose([strokes[7], strokes[0], strokes[1]], ["touching", "wide"],
+                                                    random.Random(3)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import math
 import re
 
@@ -91,16 +92,44 @@ def strokes(body: dict) -> Strokes:
         total += len(path)
         if total > MAX_POINTS:
             raise RequestError(f"too many points in the strokes (the limit is {MAX_POINTS})", 413)
-        points = []
-        for j, point in enumerate(path):
-            if not isinstance(point, list) or len(point) not in (2, 3):
-                raise RequestError(f"strokes[{i}][{j}] must be [x, y] or [x, y, t]")
-            points.append([_number(point[0], f"strokes[{i}][{j}][0]", -width, 2 * width),
-                           _number(point[1], f"strokes[{i}][{j}][1]", -height, 2 * height)])
-            if len(point) == 3:
-                _number(point[2], f"strokes[{i}][{j}][2]", -1e15, 1e15)
-        out.append(np.array(points, np.float32))
+        out.append(_plain_path(path, width, height))
+        if out[-1] is None:
+            out[-1] = _path(path, i, width, height)
     return Strokes(round(width), round(height), brush, out)
+
+
+def _plain_path(path: list, width: float, height: float) -> np.ndarray | None:
+    """A stroke's [x, y] points, if every point is plainly good (all [x, y, t] or all [x, y], plain
+    numbers, on the canvas or near it); None if any is not, for `_path` to say which.
+
+    The page sends hundreds of points a number, live as the pen moves: checked all at once, they
+    cost a tenth of checking and naming each in turn."""
+    if set(map(type, path)) != {list} or not set(map(type, itertools.chain.from_iterable(path))) <= {int, float}:
+        return None  # (a bool's type is bool, not int: true is not a coordinate)
+    try:
+        points = np.array(path, np.float64)
+    except ValueError:  # points of different lengths
+        return None
+    if points.ndim != 2 or points.shape[1] not in (2, 3) or not np.isfinite(points).all():
+        return None
+    x, y = points[:, 0], points[:, 1]
+    inside = (x >= -width).all() and (x <= 2 * width).all() and (y >= -height).all() and (y <= 2 * height).all()
+    if not inside or (points.shape[1] == 3 and (np.abs(points[:, 2]) > 1e15).any()):
+        return None
+    return points[:, :2].astype(np.float32)
+
+
+def _path(path: list, i: int, width: float, height: float) -> np.ndarray:
+    """A stroke's [x, y] points, checked one by one: the first bad one is named in the error."""
+    points = []
+    for j, point in enumerate(path):
+        if not isinstance(point, list) or len(point) not in (2, 3):
+            raise RequestError(f"strokes[{i}][{j}] must be [x, y] or [x, y, t]")
+        points.append([_number(point[0], f"strokes[{i}][{j}][0]", -width, 2 * width),
+                       _number(point[1], f"strokes[{i}][{j}][1]", -height, 2 * height)])
+        if len(point) == 3:
+            _number(point[2], f"strokes[{i}][{j}][2]", -1e15, 1e15)
+    return np.array(points, np.float32)
 
 
 def number_source(request: Request) -> tuple[bytes | None, Strokes | None]:
