@@ -77,11 +77,17 @@ def paint(coverage: np.ndarray, segments: np.ndarray, aspect: float, left: float
 @dataclass
 class Written:
     """A number as `write` wrote it: its coverage map (H, W) in [0, 1], the brush's width, and
-    each digit's pen strokes, (N, 2) arrays of x, y in the map's pixels (what the page sends)."""
+    where each digit went (`place`'s arguments after its centre lines)."""
 
     coverage: np.ndarray
     brush: float
-    strokes: list[list[np.ndarray]]
+    placed: list[tuple[np.ndarray, float, float, float, float, float]]
+
+    @property
+    def strokes(self) -> list[list[np.ndarray]]:
+        """Each digit's pen strokes, (N, 2) arrays of x, y in the map's pixels: what the page would
+        send. Traced when asked for (2 ms a digit), not for every line train_lines.py composes."""
+        return [[place(path, *where) for path in pen_strokes(segments)] for segments, *where in self.placed]
 
 
 def compose(items: Sequence[tuple[np.ndarray, float]], gaps: Sequence[str], rng: random.Random) -> np.ndarray:
@@ -101,7 +107,7 @@ def write(items: Sequence[tuple[np.ndarray, float]], gaps: Sequence[str], rng: r
     width = int(sum(a * h for (_, a), h in zip(items, heights)) + len(items) * base + 2 * margin)
     height = int(base * 1.5 + 2 * margin)
     coverage = np.zeros((height, width), np.float32)
-    strokes: list[list[np.ndarray]] = []
+    placed = []
     x = margin
     for n, ((segments, aspect), h) in enumerate(zip(items, heights)):
         top = margin + (base * 1.15 - h) + shifts[n]  # bottoms roughly on one line
@@ -111,10 +117,10 @@ def write(items: Sequence[tuple[np.ndarray, float]], gaps: Sequence[str], rng: r
             else:
                 x += rng.uniform(*GAPS[gaps[n - 1]]) * base
         paint(coverage, segments, aspect, x, top, h, brush, angles[n])
-        strokes.append([place(path, aspect, x, top, h, angles[n]) for path in pen_strokes(segments)])
+        placed.append((segments, aspect, x, top, h, angles[n]))
         x += aspect * h
     cols = np.flatnonzero(coverage.max(0) > 0)
-    return Written(coverage[:, :min(width, cols[-1] + int(margin))], brush, strokes)
+    return Written(coverage[:, :min(width, cols[-1] + int(margin))], brush, placed)
 
 
 def _touching(coverage: np.ndarray, segments: np.ndarray, aspect: float, x: float, top: float, height: float,

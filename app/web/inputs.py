@@ -103,7 +103,7 @@ def _plain_path(path: list, width: float, height: float) -> np.ndarray | None:
     numbers, on the canvas or near it); None if any is not, for `_path` to say which.
 
     The page sends hundreds of points a number, live as the pen moves: checked all at once, they
-    cost a tenth of checking and naming each in turn."""
+    cost a third of checking and naming each in turn."""
     if set(map(type, path)) != {list} or not set(map(type, itertools.chain.from_iterable(path))) <= {int, float}:
         return None  # (a bool's type is bool, not int: true is not a coordinate)
     try:
