@@ -7,7 +7,8 @@ digitpad, the baseline a newcomer would write first: connected components merged
 columns overlap, each read by the shipped model.
 
 Each number is also sent as the page sends a drawing: its picture (black strokes on a transparent
-canvas) and the pen's strokes that drew it, which tell touching digits apart.
+canvas) and the pen's strokes that drew it, which tell touching digits apart. More numbers are
+written on paper or a board and photographed, as bench/drawn.py photographs digits.
 
 Then the speed target: numbers of four digits of each gap kind read in this process, on one
 thread, decoding included, from the image and from the page's picture and strokes.
@@ -40,11 +41,12 @@ from app.core import segment
 from app.core.classifier import Classifier, NumberReader
 from app.core.preprocess import INK_THRESHOLD, NoDigitError, decode, ink, to_mnist
 from app.web import inputs
-from bench.drawn import KINDS, colours
+from bench.drawn import KINDS, PAPERS, colours
 from bench.serve import Gunicorn, timeit
 from model import mnist
 from model.checkpoint import DEFAULT_WEIGHTS
 from model.pen import GAPS, Written, centre_lines, write
+from tests.drawing import camera, sheet
 
 CANVAS_KINDS = [k for k in KINDS if k != "photo of paper"]
 def encode(coverage: np.ndarray, kind: str, rng: random.Random) -> bytes:
@@ -108,6 +110,34 @@ def numbers_of(images: torch.Tensor, labels: torch.Tensor, count: int, rng: rand
     return numbers
 
 
+def photographed(images: torch.Tensor, labels: torch.Tensor, count: int, rng: random.Random,
+                 lengths: Sequence[int] = range(2, 7)) -> list[tuple[bytes, str, dict]]:
+    """`count` numbers written on paper (or in chalk on a board) and photographed with a phone, every
+    length and gap kind in turn: bench/drawn.py's sheets, inks and camera, JPEG 800-2000 px, the
+    number across 40-85% of the sheet's width. (image, digits, what it is)"""
+    strokes_of: dict[int, tuple] = {}
+    numbers = []
+    for n in range(count):
+        length = lengths[n % len(lengths)]
+        gap = list(GAPS)[(n // len(lengths)) % len(GAPS)]
+        chosen = [rng.randrange(len(images)) for _ in range(length)]
+        items = [strokes_of.setdefault(i, centre_lines(images[i].numpy())) for i in chosen]
+        coverage = write(items, [gap] * (length - 1), rng).coverage
+        side = rng.randint(800, 2000)
+        width, height = (side, round(side * 0.75)) if rng.random() < 0.5 else (round(side * 0.75), side)
+        paper, inks = rng.choice(PAPERS)
+        image = sheet(width, height, paper, rng)
+        scale = min(rng.uniform(0.4, 0.85) * width / coverage.shape[1], 0.6 * height / coverage.shape[0])
+        size = (max(1, round(coverage.shape[1] * scale)), max(1, round(coverage.shape[0] * scale)))
+        alpha = cv2.resize(coverage, size, interpolation=cv2.INTER_LINEAR).clip(0, 1)[..., None]
+        x, y = rng.randint(0, width - size[0]), rng.randint(0, height - size[1])
+        region = image[y:y + size[1], x:x + size[0]]
+        region[:] = region * (1 - alpha) + np.array(rng.choice(inks), np.float32) * alpha
+        numbers.append((camera(image, rng), "".join(str(int(labels[i])) for i in chosen),
+                        {"gap": gap, "length": length, "kind": "board" if sum(paper) < 300 else "paper"}))
+    return numbers
+
+
 def page_request(written: Written) -> dict:
     """The number as the page sends it to /predict/number: its board's picture (black strokes on
     a transparent canvas) and the pen's strokes, one point every 8 ms."""
@@ -141,6 +171,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DIR or data/mnist)")
     parser.add_argument("--url", default=None, help="a running digitpad server (default: start one)")
+    parser.add_argument("--photos", type=int, default=200, help="numbers of 2-6 digits photographed on paper")
     parser.add_argument("--timed", type=int, default=60, help="4-digit numbers of each gap kind timed in-process")
     args = parser.parse_args()
 
@@ -149,6 +180,7 @@ def main() -> None:
     print(f"composing {args.count} numbers of MNIST test digits ...", file=sys.stderr)
     numbers = numbers_of(images, labels, args.count, rng)
     timed = numbers_of(images, labels, 4 * args.timed, rng, lengths=[4])
+    photos = photographed(images, labels, args.photos, rng)
 
     server = None if args.url else Gunicorn("app:create_app()", workers=2)
     url = args.url or server.url
@@ -173,6 +205,7 @@ def main() -> None:
         elapsed = time.perf_counter() - started
         with ThreadPoolExecutor(4) as pool:
             from_page = list(pool.map(lambda item: ask(item[2]["page"])[0], numbers))
+            from_photos = list(pool.map(lambda item: ask(item[0])[0], photos))
     finally:
         if server:
             server.stop()
@@ -210,6 +243,22 @@ def main() -> None:
         page = np.mean([from_page[n] == truth[n] for n in members])
         label = f"**{name}**" if name == "all" else name
         print(f"| {label} | {len(members)} | {ours:.1%} | {per_digit(answers, members):.2%} | {theirs:.1%} | {page:.1%} |")
+
+    naive_photos = [baseline(data, classifier) for data, _, _ in photos]
+    print(f"\n{len(photos)} numbers of 2-6 MNIST test digits written on paper or a board and photographed "
+          f"(JPEG, 800-2000 px), through {url}/predict/number:\n")
+    print("| photographed numbers | count | digitpad, whole number | baseline, whole number |")
+    print("|---|---:|---:|---:|")
+    photo_groups: dict[str, list[int]] = defaultdict(list)
+    for n, (_, _, info) in enumerate(photos):
+        for name in ("all", f"gap: {info['gap']}", f"on {info['kind']}"):
+            photo_groups[name].append(n)
+    for name in ["all", *[f"gap: {g}" for g in GAPS], "on paper", "on board"]:
+        members = photo_groups.get(name, [])
+        if members:
+            ours = np.mean([from_photos[n] == photos[n][1] for n in members])
+            theirs = np.mean([naive_photos[n] == photos[n][1] for n in members])
+            print(f"| {f'**{name}**' if name == 'all' else name} | {len(members)} | {ours:.1%} | {theirs:.1%} |")
 
     times = reading_times(timed)
     print(f"\n4-digit numbers read in this process, one thread, decoding (and the strokes' parsing) included, "
