@@ -28,7 +28,7 @@ import random
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -92,20 +92,27 @@ def baseline(data: bytes, classifier: Classifier) -> str:
     return "".join(str(d) for d in classifier.probabilities(np.stack(fields)).argmax(1))
 
 
-def numbers_of(images: torch.Tensor, labels: torch.Tensor, count: int, rng: random.Random,
-               lengths: Sequence[int] = range(2, 9)) -> list[tuple[bytes, str, dict]]:
-    """`count` numbers, every length, gap kind and canvas kind in turn: (image, digits, what it is)."""
+def written_numbers(images: torch.Tensor, labels: torch.Tensor, count: int, rng: random.Random,
+                    lengths: Sequence[int]) -> Iterator[tuple[Written, str, str, int]]:
+    """`count` numbers written with `model/pen.py`, every length and gap kind in turn: (the
+    number, its digits, its gap kind, its length). Lazily, so that what the caller draws from
+    `rng` for each number comes before the next one."""
     strokes_of: dict[int, tuple] = {}
-    numbers = []
     for n in range(count):
         length = lengths[n % len(lengths)]
         gap = list(GAPS)[(n // len(lengths)) % len(GAPS)]
-        kind = CANVAS_KINDS[(n // (len(lengths) * len(GAPS))) % len(CANVAS_KINDS)]
         chosen = [rng.randrange(len(images)) for _ in range(length)]
         items = [strokes_of.setdefault(i, centre_lines(images[i].numpy())) for i in chosen]
-        written = write(items, [gap] * (length - 1), rng)
-        data = encode(written.coverage, kind, rng)
-        numbers.append((data, "".join(str(int(labels[i])) for i in chosen),
+        yield (write(items, [gap] * (length - 1), rng), "".join(str(int(labels[i])) for i in chosen), gap, length)
+
+
+def numbers_of(images: torch.Tensor, labels: torch.Tensor, count: int, rng: random.Random,
+               lengths: Sequence[int] = range(2, 9)) -> list[tuple[bytes, str, dict]]:
+    """`count` numbers, every length, gap kind and canvas kind in turn: (image, digits, what it is)."""
+    numbers = []
+    for n, (written, digits, gap, length) in enumerate(written_numbers(images, labels, count, rng, lengths)):
+        kind = CANVAS_KINDS[(n // (len(lengths) * len(GAPS))) % len(CANVAS_KINDS)]
+        numbers.append((encode(written.coverage, kind, rng), digits,
                         {"gap": gap, "length": length, "kind": kind, "page": page_request(written)}))
     return numbers
 
@@ -115,14 +122,9 @@ def photographed(images: torch.Tensor, labels: torch.Tensor, count: int, rng: ra
     """`count` numbers written on paper (or in chalk on a board) and photographed with a phone, every
     length and gap kind in turn: bench/drawn.py's sheets, inks and camera, JPEG 800-2000 px, the
     number across 40-85% of the sheet's width. (image, digits, what it is)"""
-    strokes_of: dict[int, tuple] = {}
     numbers = []
-    for n in range(count):
-        length = lengths[n % len(lengths)]
-        gap = list(GAPS)[(n // len(lengths)) % len(GAPS)]
-        chosen = [rng.randrange(len(images)) for _ in range(length)]
-        items = [strokes_of.setdefault(i, centre_lines(images[i].numpy())) for i in chosen]
-        coverage = write(items, [gap] * (length - 1), rng).coverage
+    for written, digits, gap, length in written_numbers(images, labels, count, rng, lengths):
+        coverage = written.coverage
         side = rng.randint(800, 2000)
         width, height = (side, round(side * 0.75)) if rng.random() < 0.5 else (round(side * 0.75), side)
         paper, inks = rng.choice(PAPERS)
@@ -133,7 +135,7 @@ def photographed(images: torch.Tensor, labels: torch.Tensor, count: int, rng: ra
         x, y = rng.randint(0, width - size[0]), rng.randint(0, height - size[1])
         region = image[y:y + size[1], x:x + size[0]]
         region[:] = region * (1 - alpha) + np.array(rng.choice(inks), np.float32) * alpha
-        numbers.append((camera(image, rng), "".join(str(int(labels[i])) for i in chosen),
+        numbers.append((camera(image, rng), digits,
                         {"gap": gap, "length": length, "kind": "board" if sum(paper) < 300 else "paper"}))
     return numbers
 
