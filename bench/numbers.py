@@ -20,7 +20,6 @@ thread, decoding included, from the image and from the page's picture and stroke
 from __future__ import annotations
 
 import argparse
-import base64
 import io
 import os
 import platform
@@ -41,6 +40,7 @@ from app.core import segment
 from app.core.classifier import Classifier, NumberReader
 from app.core.preprocess import INK_THRESHOLD, NoDigitError, decode, ink, to_mnist
 from app.web import inputs
+from app.web.api import data_url
 from bench.drawn import KINDS, PAPERS, colours
 from bench.serve import Gunicorn, timeit
 from model import mnist
@@ -146,7 +146,7 @@ def page_request(written: Written) -> dict:
     rgba = np.zeros((*written.coverage.shape, 4), np.uint8)
     rgba[..., 3] = np.round(written.coverage * 255)
     height, width = written.coverage.shape
-    return {"image": "data:image/png;base64," + base64.b64encode(cv2.imencode(".png", rgba)[1]).decode(),
+    return {"image": data_url(cv2.imencode(".png", rgba)[1].tobytes()),
             "canvas": {"width": width, "height": height}, "brush": round(written.brush, 2),
             "strokes": [[[round(x, 2), round(y, 2), 8 * k] for k, (x, y) in enumerate(path.tolist())]
                         for digit in written.strokes for path in digit]}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -83,7 +84,7 @@ class Written:
     brush: float
     placed: list[tuple[np.ndarray, float, float, float, float, float]]
 
-    @property
+    @cached_property
     def strokes(self) -> list[list[np.ndarray]]:
         """Each digit's pen strokes, (N, 2) arrays of x, y in the map's pixels: what the page would
         send. Traced when asked for (2 ms a digit), not for every line train_lines.py composes."""

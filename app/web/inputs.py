@@ -18,6 +18,7 @@ from app.core.strokes import Strokes
 MAX_CANVAS_SIDE = 10_000
 MAX_STROKES = 2_000
 MAX_POINTS = 100_000
+MAX_TIME = 1e15  # a point's t, in ms: any time a clock gives
 
 _DATA_URL = re.compile(r"data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[\w.+-]+)*)(?P<b64>;base64)?,", re.I)
 _WHITESPACE = re.compile(r"\s+")
@@ -85,22 +86,26 @@ def strokes(body: dict) -> Strokes:
         raise RequestError("'strokes' must be a non-empty list of strokes, each a list of [x, y, t] points")
     if len(paths) > MAX_STROKES:
         raise RequestError(f"too many strokes: {len(paths)} (the limit is {MAX_STROKES})", 413)
-    out, total = [], 0
+    out, total, limits = [], 0, _limits(width, height)
     for i, path in enumerate(paths):
         if not isinstance(path, list) or not path:
             raise RequestError(f"strokes[{i}] must be a non-empty list of [x, y, t] points")
         total += len(path)
         if total > MAX_POINTS:
             raise RequestError(f"too many points in the strokes (the limit is {MAX_POINTS})", 413)
-        out.append(_plain_path(path, width, height))
-        if out[-1] is None:
-            out[-1] = _path(path, i, width, height)
+        points = _plain_path(path, limits)
+        out.append(points if points is not None else _path(path, i, limits))
     return Strokes(round(width), round(height), brush, out)
 
 
-def _plain_path(path: list, width: float, height: float) -> np.ndarray | None:
+def _limits(width: float, height: float) -> tuple[tuple[float, float], ...]:
+    """The range of a point's x, y and t: the canvas, and as much again on every side of it."""
+    return (-width, 2 * width), (-height, 2 * height), (-MAX_TIME, MAX_TIME)
+
+
+def _plain_path(path: list, limits: tuple[tuple[float, float], ...]) -> np.ndarray | None:
     """A stroke's [x, y] points, if every point is plainly good (all [x, y, t] or all [x, y], plain
-    numbers, on the canvas or near it); None if any is not, for `_path` to say which.
+    numbers within `limits`); None if any is not, for `_path` to say which.
 
     The page sends hundreds of points a number, live as the pen moves: checked all at once, they
     cost a third of checking and naming each in turn."""
@@ -110,25 +115,24 @@ def _plain_path(path: list, width: float, height: float) -> np.ndarray | None:
         points = np.array(path, np.float64)
     except ValueError:  # points of different lengths
         return None
-    if points.ndim != 2 or points.shape[1] not in (2, 3) or not np.isfinite(points).all():
+    if points.ndim != 2 or points.shape[1] not in (2, 3):
         return None
-    x, y = points[:, 0], points[:, 1]
-    inside = (x >= -width).all() and (x <= 2 * width).all() and (y >= -height).all() and (y <= 2 * height).all()
-    if not inside or (points.shape[1] == 3 and (np.abs(points[:, 2]) > 1e15).any()):
+    low, high = np.array(limits[:points.shape[1]]).T
+    if not ((points >= low) & (points <= high)).all():  # NaN and infinity are outside too
         return None
     return points[:, :2].astype(np.float32)
 
 
-def _path(path: list, i: int, width: float, height: float) -> np.ndarray:
+def _path(path: list, i: int, limits: tuple[tuple[float, float], ...]) -> np.ndarray:
     """A stroke's [x, y] points, checked one by one: the first bad one is named in the error."""
     points = []
     for j, point in enumerate(path):
         if not isinstance(point, list) or len(point) not in (2, 3):
             raise RequestError(f"strokes[{i}][{j}] must be [x, y] or [x, y, t]")
-        points.append([_number(point[0], f"strokes[{i}][{j}][0]", -width, 2 * width),
-                       _number(point[1], f"strokes[{i}][{j}][1]", -height, 2 * height)])
+        points.append([_number(point[0], f"strokes[{i}][{j}][0]", *limits[0]),
+                       _number(point[1], f"strokes[{i}][{j}][1]", *limits[1])])
         if len(point) == 3:
-            _number(point[2], f"strokes[{i}][{j}][2]", -1e15, 1e15)
+            _number(point[2], f"strokes[{i}][{j}][2]", *limits[2])
     return np.array(points, np.float32)
 
 
