@@ -458,17 +458,16 @@ def ink(image: Picture | Image.Image, trace: Trace | None = None) -> np.ndarray:
 def _digit_crop(ink_map: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
     """The ink's bounding box, with isolated specks removed, and where its top left corner is in
     the ink map; NoDigitError if there is no digit."""
-    mask = ink_map > INK_THRESHOLD
-    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    if rows.size == 0:
+    mask = (ink_map > INK_THRESHOLD).view(np.uint8)
+    x0, y0, width, height = cv2.boundingRect(mask)
+    if width == 0:
         raise NoDigitError()
     # Everything below looks only at the box around all the ink, specks included: cheaper.
     full_side = max(ink_map.shape)
-    y0, x0 = int(rows[0]), int(cols[0])
-    ink_map = ink_map[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-    mask = mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=8)
-    sizes = stats[:, cv2.CC_STAT_AREA]
+    ink_map = ink_map[y0:y0 + height, x0:x0 + width]
+    # Labels, then their sizes by counting: half the time of OpenCV's own statistics of each piece.
+    count, labels = cv2.connectedComponents(mask[y0:y0 + height, x0:x0 + width], connectivity=8)
+    sizes = np.bincount(labels.ravel(), minlength=count)
     sizes[0] = 0
     # Pieces of a digit are strokes; specks are small next to the largest stroke.
     keep = sizes >= max(0.05 * sizes.max(), 2)
@@ -476,19 +475,17 @@ def _digit_crop(ink_map: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
     if sizes[keep].sum() < 4:
         raise NoDigitError()
     if keep[1:].all():  # no specks to drop: the box around all the ink is the digit's
-        if max(mask.shape) < 0.02 * full_side:
+        if max(height, width) < 0.02 * full_side:
             raise NoDigitError()
         return ink_map, (y0, x0)
-    boxes = stats[keep]
-    left, top = boxes[:, cv2.CC_STAT_LEFT].min(), boxes[:, cv2.CC_STAT_TOP].min()
-    right = (boxes[:, cv2.CC_STAT_LEFT] + boxes[:, cv2.CC_STAT_WIDTH]).max()
-    bottom = (boxes[:, cv2.CC_STAT_TOP] + boxes[:, cv2.CC_STAT_HEIGHT]).max()
-    if max(bottom - top, right - left) < 0.02 * full_side:
+    kept = keep[labels].view(np.uint8)
+    left, top, width, height = cv2.boundingRect(kept)
+    if max(height, width) < 0.02 * full_side:
         raise NoDigitError()
     # Keep the anti-aliased fringe of kept strokes (2 px around them), drop the specks.
-    kept = keep[labels[top:bottom, left:right]].view(np.uint8)
-    near = cv2.dilate(kept, np.ones((5, 5), np.uint8))
-    return np.where(near.view(bool), ink_map[top:bottom, left:right], 0), (y0 + int(top), x0 + int(left))
+    near = cv2.dilate(kept[top:top + height, left:left + width], np.ones((5, 5), np.uint8))
+    return (np.where(near.view(bool), ink_map[top:top + height, left:left + width], 0),
+            (y0 + top, x0 + left))
 
 
 def _stroke_width(mask: np.ndarray) -> float:
@@ -511,25 +508,18 @@ def _resize(a: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.asarray(Image.fromarray(a, "F").resize((width, height), method))
 
 
-def _dilate(x: np.ndarray, square: bool) -> np.ndarray:
-    """Grey-scale dilation by a 3x3 square or a plus-shaped cross: `model.augment.dilate` for
-    one image in NumPy, where it costs a fraction of torch's per-call overhead."""
-    out = x.copy()
-    np.maximum(out[1:], x[:-1], out=out[1:])
-    np.maximum(out[:-1], x[1:], out=out[:-1])
-    source = out.copy() if square else x
-    np.maximum(out[:, 1:], source[:, :-1], out=out[:, 1:])
-    np.maximum(out[:, :-1], source[:, 1:], out=out[:, :-1])
-    return out
+# Training's brush (`model.augment.dilate`), one step at a time: a plus-shaped cross, then a 3x3 square.
+_BRUSH_STEPS = (cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3)), np.ones((3, 3), np.uint8))
 
 
 def _reshape_strokes(a: np.ndarray, radius: int, thicker: bool) -> np.ndarray:
     """Grow (or shrink) every stroke by `radius` px on each side, with the octagonal brush
-    that training's augmentation draws with: alternating cross and square steps."""
+    that training's augmentation draws with: alternating cross and square steps, each a
+    grey-scale dilation (OpenCV's: the same maxima as training's, in a fifth of NumPy's time)."""
     x = np.zeros((a.shape[0] + 2 * radius, a.shape[1] + 2 * radius), np.float32)
     x[radius:-radius, radius:-radius] = a if thicker else -a
     for i in range(radius):
-        x = _dilate(x, square=i % 2 == 1)
+        x = cv2.dilate(x, _BRUSH_STEPS[i % 2])
     return x if thicker else -x
 
 
