@@ -158,8 +158,13 @@ def test_rate_limit_per_client_with_retry_after(tmp_path):
     other = client.post("/api/corrections", json={"image": drawing(5), "label": 5},
                         environ_base={"REMOTE_ADDR": "192.0.2.7"})
     assert other.status_code == 201
-    # Reading predictions is not limited by it.
-    assert client.post("/predict", json={"image": drawing(5)}).status_code == 200
+    assert other.headers["X-RateLimit-Limit"] == "3"
+    # Predictions are neither limited nor counted: a client that has predicted many times may still correct.
+    for _ in range(5):
+        predicted = client.post("/predict", json={"image": drawing(5)}, environ_base={"REMOTE_ADDR": "192.0.2.8"})
+        assert predicted.status_code == 200 and "X-RateLimit-Limit" not in predicted.headers
+    assert client.post("/api/corrections", json={"image": drawing(6), "label": 6},
+                       environ_base={"REMOTE_ADDR": "192.0.2.8"}).headers["X-RateLimit-Remaining"] == "2"
 
 
 def test_cap_on_stored_corrections(tmp_path):

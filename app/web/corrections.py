@@ -7,11 +7,12 @@ deleting and exporting need `Authorization: Bearer $DIGITPAD_ADMIN_TOKEN`, and d
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import hmac
+from collections.abc import Callable, Iterator
 from datetime import timezone
-from typing import Callable
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from flask_limiter import Limiter
@@ -123,13 +124,28 @@ def unavailable(exc: SQLAlchemyError):
 
 def register(app: Flask) -> None:
     """The corrections endpoints, with their rate limit (shared through Redis when configured)."""
-    # If Redis goes away, each worker counts on its own until it is back, rather than refusing everyone.
-    limiter = Limiter(client_key, app=app, storage_uri=app.config["RATELIMIT_STORAGE_URI"],
-                      strategy="moving-window", headers_enabled=True, key_prefix="digitpad",
-                      swallow_errors=True, in_memory_fallback_enabled=True)
-    # Only corrections are limited: every other request (a prediction) skips the limiter at once.
-    limiter.request_filter(lambda: request.blueprint != bp.name)
+    # Only corrections are limited, so the limiter's hooks run for their requests alone: a prediction
+    # does not pay for them (~80 Python calls, 2-3% of a /predict request under load).
+    with _request_hooks_for(app, bp.name):
+        # If Redis goes away, each worker counts on its own until it is back, rather than refusing everyone.
+        limiter = Limiter(client_key, app=app, storage_uri=app.config["RATELIMIT_STORAGE_URI"],
+                          strategy="moving-window", headers_enabled=True, key_prefix="digitpad",
+                          swallow_errors=True, in_memory_fallback_enabled=True)
     per_minute = app.config["CORRECTIONS_PER_MINUTE"]
     limiter.limit(f"{per_minute}/minute", methods=["POST"],
                   error_message=f"too many corrections from this client: at most {per_minute} a minute")(bp)
     app.register_blueprint(bp)
+
+
+@contextlib.contextmanager
+def _request_hooks_for(app: Flask, blueprint: str) -> Iterator[None]:
+    """Request hooks that the block adds for the whole app (`before_request`, `after_request`,
+    `teardown_request`) apply to `blueprint`'s requests only."""
+    registries = (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs)
+    existing = [list(registry.get(None, ())) for registry in registries]
+    yield
+    for registry, kept in zip(registries, existing):
+        added = [hook for hook in registry.get(None, ()) if hook not in kept]
+        if added:
+            registry[None] = kept
+            registry.setdefault(blueprint, []).extend(added)
