@@ -65,6 +65,8 @@ FAINT = 0.3  # on paper, by at least this fraction of the strong strokes' contra
 GREY_CHROMA = 16  # a JPEG whose blocks all stray less than this from grey is decoded in grey
 BORDER_SAMPLES = 4096  # pixels of the border that its colour and noise are measured on
 
+Box = tuple[int, int, int, int]  # x, y, width, height: a part of an image
+
 
 class ImageError(ValueError):
     """An image we cannot use, with the HTTP status that fits and a message for the user."""
@@ -400,6 +402,12 @@ def ink(image: Picture | Image.Image, trace: Trace | None = None) -> np.ndarray:
     all work the same. Faint ruled lines and paper grain are far weaker than the strokes and
     fall under the threshold, which follows both the noise and the ink's own strength.
     """
+    return _ink_and_box(image, trace)[0]
+
+
+
+def _ink_and_box(image: Picture | Image.Image, trace: Trace | None = None) -> tuple[np.ndarray, Box]:
+    """`ink`'s map, and the box outside which it holds no ink."""
     picture = image if isinstance(image, Picture) else Picture.of(image)
     colour, alpha = picture.colour, picture.alpha
     least, faint, photo = MIN_CONTRAST, 0.0, False
@@ -432,41 +440,50 @@ def ink(image: Picture | Image.Image, trace: Trace | None = None) -> np.ndarray:
     # be the desk's; a median, so that strokes do not count as noise.
     noise = float(np.median(distance[::4, ::4] if photo else _border(distance)))
     floor = max(least * 255, 6 * noise)
-    # Every other row is plenty for the strokes' 90th percentile, in half the time; all of them
-    # where the ink is so slight that every other row misses it.
-    for rows in (distance[::2], distance):
-        histogram = cv2.calcHist([rows], [0], None, [256], [0, 256]).ravel()
-        histogram[:int(floor) + 1] = 0
+    # Only what passes the floor can be ink, so the rest looks at the box around that alone: on
+    # most drawings a small part of the picture.
+    x, y, width, height = cv2.boundingRect(cv2.threshold(distance, min(int(floor), 255), 255, cv2.THRESH_BINARY)[1])
+    box = distance[y:y + height, x:x + width]
+    histogram = np.zeros(256, np.float32)
+    # Every other row (of the picture) is plenty for the strokes' 90th percentile, in half the
+    # time; all of them where the ink is so slight that every other row misses it.
+    for rows in (box[y % 2::2], box):
+        if rows.size:
+            histogram = cv2.calcHist([rows], [0], None, [256], [0, 256]).ravel()
+            histogram[:int(floor) + 1] = 0
         if histogram.sum():
             break
+    ink_map = np.zeros(distance.shape, np.float32)
     if histogram.sum() == 0:
-        ink_map = np.zeros(distance.shape, np.float32)
         if trace is not None:
             trace.stages.append(Stage("ink", f"{how}; nothing stands out from the paper", ink_map))
-        return ink_map
+        return ink_map, (0, 0, 0, 0)
     full = _histogram_quantile(histogram, 0.9)
     # Lines, shadows' edges and grain that pass the noise floor are still far fainter than ink.
     floor = max(floor, faint * full)
     full = max(full, floor + 0.05 * 255)
     table = np.clip((np.arange(256, dtype=np.float32) - floor) / (full - floor), 0, 1)
-    ink_map = cv2.LUT(distance, table)
+    ink_map[y:y + height, x:x + width] = cv2.LUT(box, table)  # and nothing outside the box passes the floor
     if trace is not None:
         trace.stages.append(Stage("ink", f"{how}; faint marks under {floor / 255:.0%} are not ink", ink_map))
-    return ink_map
+    return ink_map, (x, y, width, height)
 
 
-def _digit_crop(ink_map: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+def _digit_crop(ink_map: np.ndarray, within: Box | None = None) -> tuple[np.ndarray, tuple[int, int]]:
     """The ink's bounding box, with isolated specks removed, and where its top left corner is in
-    the ink map; NoDigitError if there is no digit."""
-    mask = (ink_map > INK_THRESHOLD).view(np.uint8)
+    the ink map; NoDigitError if there is no digit. Only the part `within` is searched, if given."""
+    full_side = max(ink_map.shape)
+    left, top, wide, high = within or (0, 0, ink_map.shape[1], ink_map.shape[0])
+    mask = (ink_map[top:top + high, left:left + wide] > INK_THRESHOLD).view(np.uint8)
     x0, y0, width, height = cv2.boundingRect(mask)
     if width == 0:
         raise NoDigitError()
     # Everything below looks only at the box around all the ink, specks included: cheaper.
-    full_side = max(ink_map.shape)
+    mask = mask[y0:y0 + height, x0:x0 + width]
+    x0, y0 = x0 + left, y0 + top
     ink_map = ink_map[y0:y0 + height, x0:x0 + width]
     # Labels, then their sizes by counting: half the time of OpenCV's own statistics of each piece.
-    count, labels = cv2.connectedComponents(mask[y0:y0 + height, x0:x0 + width], connectivity=8)
+    count, labels = cv2.connectedComponents(mask, connectivity=8)
     sizes = np.bincount(labels.ravel(), minlength=count)
     sizes[0] = 0
     # Pieces of a digit are strokes; specks are small next to the largest stroke.
@@ -523,10 +540,11 @@ def _reshape_strokes(a: np.ndarray, radius: int, thicker: bool) -> np.ndarray:
     return x if thicker else -x
 
 
-def to_mnist(ink_map: np.ndarray, trace: Trace | None = None) -> np.ndarray:
+def to_mnist(ink_map: np.ndarray, trace: Trace | None = None, within: Box | None = None) -> np.ndarray:
     """The 28x28 float image in [0, 1] that MNIST would have had for this drawing; with a
-    `trace`, every step is recorded in it too."""
-    crop, (y0, x0) = _digit_crop(ink_map)
+    `trace`, every step is recorded in it too. `within`: the box (x, y, width, height) outside
+    which the map holds no ink, where known: only that part of it is searched."""
+    crop, (y0, x0) = _digit_crop(ink_map, within)
     height, width = crop.shape
     side = max(height, width)
     if trace is not None:
@@ -606,7 +624,8 @@ def _line_geometry(ink_map: np.ndarray) -> tuple[tuple[int, int, int, int], int]
 
 def preprocess(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Image bytes -> the 28x28 MNIST-style float image the model sees."""
-    return to_mnist(ink(decode(data, max_pixels)))
+    ink_map, box = _ink_and_box(decode(data, max_pixels))
+    return to_mnist(ink_map, within=box)
 
 
 def quantize(field: np.ndarray) -> np.ndarray:
