@@ -241,6 +241,12 @@ def test_a_lone_digit_is_read_exactly_as_predict_reads_it(client):
     digit = whole["digits"][0]
     assert (digit["digit"], digit["probabilities"], digit["preview"]) == (
         single["digit"], single["probabilities"], single["preview"])
+    # A mark too small for a digit on its canvas is no digit to either, however closely it is looked at.
+    dot = Image.new("RGBA", (500, 500))
+    dot.paste((0, 0, 0, 255), (240, 240, 247, 247))
+    for path in ("/predict", "/predict/number"):
+        refused = client.post(path, data=encode(dot), content_type="image/png")
+        assert refused.status_code == 422 and refused.json["error"] == "no digit found"
 
 
 def test_boxes_are_in_the_images_pixels_left_to_right(client):

@@ -402,12 +402,13 @@ def ink(image: Picture | Image.Image, trace: Trace | None = None) -> np.ndarray:
     all work the same. Faint ruled lines and paper grain are far weaker than the strokes and
     fall under the threshold, which follows both the noise and the ink's own strength.
     """
-    return _ink_and_box(image, trace)[0]
+    return ink_and_box(image, trace)[0]
 
 
 
-def _ink_and_box(image: Picture | Image.Image, trace: Trace | None = None) -> tuple[np.ndarray, Box]:
-    """`ink`'s map, and the box outside which it holds no ink."""
+def ink_and_box(image: Picture | Image.Image, trace: Trace | None = None) -> tuple[np.ndarray, Box]:
+    """`ink`'s map, and the box outside which it holds no ink ((0, 0, 0, 0) if it holds none):
+    where everything after need look."""
     picture = image if isinstance(image, Picture) else Picture.of(image)
     colour, alpha = picture.colour, picture.alpha
     least, faint, photo = MIN_CONTRAST, 0.0, False
@@ -469,19 +470,18 @@ def _ink_and_box(image: Picture | Image.Image, trace: Trace | None = None) -> tu
     return ink_map, (x, y, width, height)
 
 
-def _digit_crop(ink_map: np.ndarray, within: Box | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+def _digit_crop(ink_map: np.ndarray, canvas_side: int | None = None) -> tuple[np.ndarray, tuple[int, int]]:
     """The ink's bounding box, with isolated specks removed, and where its top left corner is in
-    the ink map; NoDigitError if there is no digit. Only the part `within` is searched, if given."""
-    full_side = max(ink_map.shape)
-    left, top, wide, high = within or (0, 0, ink_map.shape[1], ink_map.shape[0])
-    mask = (ink_map[top:top + high, left:left + wide] > INK_THRESHOLD).view(np.uint8)
+    the ink map; NoDigitError if there is no digit, or only ink too small for one on a canvas
+    `canvas_side` px a side (by default the map's own longer side)."""
+    mask = (ink_map > INK_THRESHOLD).view(np.uint8)
     x0, y0, width, height = cv2.boundingRect(mask)
     if width == 0:
         raise NoDigitError()
     # Everything below looks only at the box around all the ink, specks included: cheaper.
-    mask = mask[y0:y0 + height, x0:x0 + width]
-    x0, y0 = x0 + left, y0 + top
+    full_side = canvas_side or max(ink_map.shape)
     ink_map = ink_map[y0:y0 + height, x0:x0 + width]
+    mask = mask[y0:y0 + height, x0:x0 + width]
     # Labels, then their sizes by counting: half the time of OpenCV's own statistics of each piece.
     count, labels = cv2.connectedComponents(mask, connectivity=8)
     sizes = np.bincount(labels.ravel(), minlength=count)
@@ -540,11 +540,11 @@ def _reshape_strokes(a: np.ndarray, radius: int, thicker: bool) -> np.ndarray:
     return x if thicker else -x
 
 
-def to_mnist(ink_map: np.ndarray, trace: Trace | None = None, within: Box | None = None) -> np.ndarray:
+def to_mnist(ink_map: np.ndarray, trace: Trace | None = None, canvas_side: int | None = None) -> np.ndarray:
     """The 28x28 float image in [0, 1] that MNIST would have had for this drawing; with a
-    `trace`, every step is recorded in it too. `within`: the box (x, y, width, height) outside
-    which the map holds no ink, where known: only that part of it is searched."""
-    crop, (y0, x0) = _digit_crop(ink_map, within)
+    `trace`, every step is recorded in it too. `canvas_side`: the longer side of the whole ink map,
+    where `ink_map` is the part of it that holds the ink (a stray mark is judged by the canvas)."""
+    crop, (y0, x0) = _digit_crop(ink_map, canvas_side)
     height, width = crop.shape
     side = max(height, width)
     if trace is not None:
@@ -624,8 +624,8 @@ def _line_geometry(ink_map: np.ndarray) -> tuple[tuple[int, int, int, int], int]
 
 def preprocess(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Image bytes -> the 28x28 MNIST-style float image the model sees."""
-    ink_map, box = _ink_and_box(decode(data, max_pixels))
-    return to_mnist(ink_map, within=box)
+    ink_map, (x, y, width, height) = ink_and_box(decode(data, max_pixels))
+    return to_mnist(ink_map[y:y + height, x:x + width], canvas_side=max(ink_map.shape))
 
 
 def quantize(field: np.ndarray) -> np.ndarray:

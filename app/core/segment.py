@@ -26,7 +26,7 @@ from app.core import strokes as pen
 from app.core.classifier import LineReading
 from app.core.classifier import answer as digit_answer
 from app.core.preprocess import (DEFAULT_MAX_PIXELS, INK_THRESHOLD, ImageError, NoDigitError, decode, ink,
-                                 line_to_ink_columns, to_line, to_mnist)
+                                 ink_and_box, line_to_ink_columns, to_line, to_mnist)
 
 OVERLAP = 0.5          # pieces sharing this much of the narrower one's columns are one digit
 SPECK = 0.04           # pieces smaller than this fraction of the largest one's area are specks...
@@ -224,8 +224,10 @@ def _trace(steps: np.ndarray, columns: np.ndarray, ends: np.ndarray) -> np.ndarr
     return paths
 
 
-def read_number(ink_map: np.ndarray, masks: Sequence[np.ndarray], reader: Reader, max_digits: int) -> list[Digit]:
-    """The digits of the number drawn, left to right; NoDigitError if there is none.
+def read_number(ink_map: np.ndarray, masks: Sequence[np.ndarray], reader: Reader, max_digits: int,
+                canvas_side: int | None = None) -> list[Digit]:
+    """The digits of the number drawn, left to right; NoDigitError if there is none. `canvas_side`:
+    the longer side of the whole ink map, where `ink_map` is the part of it that holds the ink.
 
     A lone digit is read from exactly the field `preprocess` makes of the whole drawing, so it
     gets exactly /predict's answer. A number of several is read by its groups, then by the line
@@ -248,7 +250,8 @@ def read_number(ink_map: np.ndarray, masks: Sequence[np.ndarray], reader: Reader
         near = cv2.dilate(area[y0:y1, x0:x1].view(np.uint8), np.ones((5, 5), np.uint8)).view(bool)
         inks.append(np.where(near, ink_map[y0:y1, x0:x1], 0).astype(np.float32))
         origins.append((int(x0), int(y0)))
-    wholes = np.stack([to_mnist(ink_map)] if len(groups) == 1 else [to_mnist(part) for part in inks])
+    wholes = np.stack([to_mnist(ink_map, canvas_side=canvas_side)] if len(groups) == 1
+                      else [to_mnist(part) for part in inks])
     # Most groups are plainly one digit: both models say so at once, for all of them in one batch.
     read, whole = reader.digits(wholes), reader.wholeness(wholes)
     digits: list[Digit] = []
@@ -489,9 +492,13 @@ def _in_pixels_of(digits: list[Digit], scale: float, origin: tuple[int, int] = (
 def read_image(data: bytes, reader: Reader, max_digits: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[Digit]:
     """The digits of a number in an image, boxes in the image's pixels."""
     image = decode(data, max_pixels)
-    ink_map = ink(image)
-    digits = read_number(ink_map, pieces_from_ink(ink_map), reader, max_digits)
-    return _in_pixels_of(digits, ink_map.shape[1] / image.width)
+    ink_map, (x, y, width, height) = ink_and_box(image)
+    if width == 0:
+        raise NoDigitError()
+    # Only the part that holds ink is looked at: numbers rarely fill their canvas.
+    part = ink_map[y:y + height, x:x + width]
+    digits = read_number(part, pieces_from_ink(part), reader, max_digits, canvas_side=max(ink_map.shape))
+    return _in_pixels_of(_in_pixels_of(digits, 1.0, (x, y)), ink_map.shape[1] / image.width)
 
 
 def read_strokes(strokes: pen.Strokes, reader: Reader, max_digits: int, image: bytes | None = None,
