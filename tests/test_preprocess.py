@@ -142,6 +142,19 @@ def test_tilted_digits(classify):
             assert classify(encode(draw(digit, angle=angle))) == digit
 
 
+@pytest.mark.parametrize("share", [0.0, 0.05, 0.4, 1.0])
+def test_pieces_are_measured_as_opencv_measures_them(share):
+    from app.core.preprocess import components
+
+    rng = np.random.default_rng(round(share * 100))
+    mask = cv2.dilate((rng.random((120, 170)) < share / 6).view(np.uint8), np.ones((3, 3), np.uint8))
+    count, labels, stats = components(mask)
+    expected_count, expected_labels, expected, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    assert count == expected_count and np.array_equal(labels, expected_labels)
+    np.testing.assert_array_equal(stats[1:], expected[1:])
+    assert not stats[0].any()
+
+
 def test_specks_are_ignored():
     clean = draw(4, canvas=(300, 300), brush=14)
     specked = clean.copy()

@@ -362,6 +362,27 @@ def _contrast_to_paper(colour: np.ndarray) -> np.ndarray:
     return np.clip(contrast, 0, 255).astype(np.uint8)
 
 
+def components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """The 8-connected pieces of a binary mask, as OpenCV's `connectedComponentsWithStats` gives
+    them: their count (the background, label 0, included), the labels, and each piece's left,
+    top, width, height and area (a row of zeros for the background). Measured from the pieces'
+    own pixels: OpenCV measures the background too, pixel by pixel, in twice the time."""
+    count, labels = cv2.connectedComponents(mask, connectivity=8)
+    flat = labels.ravel()
+    inked = np.flatnonzero(flat)
+    label = flat[inked]
+    rows, cols = np.divmod(inked, labels.shape[1])
+    left, top = np.full(count, labels.shape[1]), np.full(count, labels.shape[0])
+    right, bottom = np.full(count, -1), np.full(count, -1)
+    np.minimum.at(left, label, cols)
+    np.maximum.at(right, label, cols)
+    np.minimum.at(top, label, rows)
+    np.maximum.at(bottom, label, rows)
+    stats = np.stack([left, top, right - left + 1, bottom - top + 1, np.bincount(label, minlength=count)], axis=1)
+    stats[0] = 0
+    return count, labels, stats
+
+
 def _mostly_ink(distance: np.ndarray) -> bool:
     """Whether most of the picture stands out from its border's colour: then the border is not the
     paper but what lies around it (a sheet photographed on a dark desk), for no drawing is mostly
@@ -376,7 +397,7 @@ def _without_frame(contrast: np.ndarray) -> np.ndarray:
     the sheet's own edges). A digit written on the sheet does neither, even one that runs into
     the picture's edge."""
     mask = (contrast > FRAME_CONTRAST * 255).view(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    count, labels, stats = components(mask)
     height, width = contrast.shape
     left, top, wide, high, _ = stats.T
     edge = np.concatenate([labels[0], labels[-1], labels[1:-1, 0], labels[1:-1, -1]])

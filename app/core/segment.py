@@ -25,8 +25,8 @@ import numpy as np
 from app.core import strokes as pen
 from app.core.classifier import LineReading
 from app.core.classifier import answer as digit_answer
-from app.core.preprocess import (DEFAULT_MAX_PIXELS, INK_THRESHOLD, ImageError, NoDigitError, decode, ink,
-                                 ink_and_box, line_to_ink_columns, to_line, to_mnist)
+from app.core.preprocess import (DEFAULT_MAX_PIXELS, INK_THRESHOLD, ImageError, NoDigitError, components, decode,
+                                 ink, ink_and_box, line_to_ink_columns, to_line, to_mnist)
 
 OVERLAP = 0.5          # pieces sharing this much of the narrower one's columns are one digit
 SPECK = 0.04           # pieces smaller than this fraction of the largest one's area are specks...
@@ -73,7 +73,7 @@ def pieces_from_ink(ink_map: np.ndarray, most: int = 200) -> list[np.ndarray]:
     """Connected strokes of the ink map, each as a boolean mask of the whole map; grains far too
     small to be part of a digit (a photo's noise) are not even looked at."""
     mask = (ink_map > INK_THRESHOLD).view(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    count, labels, stats = components(mask)
     areas, heights = stats[1:, cv2.CC_STAT_AREA], stats[1:, cv2.CC_STAT_HEIGHT]
     if count == 1:
         return []
