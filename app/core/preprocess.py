@@ -426,7 +426,6 @@ def ink(image: Picture | Image.Image, trace: Trace | None = None) -> np.ndarray:
     return ink_and_box(image, trace)[0]
 
 
-
 def ink_and_box(image: Picture | Image.Image, trace: Trace | None = None) -> tuple[np.ndarray, Box]:
     """`ink`'s map, and the box outside which it holds no ink ((0, 0, 0, 0) if it holds none):
     where everything after need look."""
