@@ -1,5 +1,5 @@
-"""Serving speed: /predict latency and throughput under gunicorn, where a request's time goes,
-and the naive reference server side by side.
+"""Serving speed: /predict latency and throughput under gunicorn, the workers' CPU time a request,
+where a request's time goes, and the naive reference server side by side.
 
 Needs wrk (`apt-get install -y wrk`) for the throughput runs.
 
@@ -110,6 +110,15 @@ class Gunicorn:
         if response.status != 200:
             raise RuntimeError(body)
         return body
+
+    def worker_cpu_seconds(self) -> float:
+        """CPU time its workers have used so far, user and system."""
+        pid = self.process.pid
+        ticks = 0
+        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def worker_peak_rss_mb(self) -> list[float]:
         pid = self.process.pid
@@ -250,14 +259,18 @@ def main() -> None:
         for label, app in apps.items():
             servers[label] = Gunicorn(app, args.workers)
         by_format = {fmt: [data for data in bodies if mime(data) == f"image/{fmt.lower()}"] for fmt in ("PNG", "JPEG")}
-        results = {label: {"mix": [], "throughput": {c: [] for c in CONCURRENCY}, "format": {f: [] for f in by_format}}
-                   for label in apps}
+        results = {label: {"mix": [], "throughput": {c: [] for c in CONCURRENCY}, "format": {f: [] for f in by_format},
+                           "cpu": []} for label in apps}
         for _ in range(args.rounds):
             for label, server in servers.items():
                 results[label]["mix"].append(latencies(server, bodies, args.requests // args.rounds))
             for c in CONCURRENCY:
                 for label, server in servers.items():
-                    results[label]["throughput"][c].append(wrk(server, bodies, c, args.duration))
+                    used = server.worker_cpu_seconds()
+                    rate = wrk(server, bodies, c, args.duration)
+                    results[label]["throughput"][c].append(rate)
+                    if c == 16:  # what a request costs the workers, whatever else the machine is doing
+                        results[label]["cpu"].append((server.worker_cpu_seconds() - used) / (rate * args.duration) * 1000)
             for fmt, subset in by_format.items():
                 for label, server in servers.items():
                     results[label]["format"][fmt].append(wrk(server, subset, 16, args.duration))
@@ -297,6 +310,9 @@ def main() -> None:
         print(paired_row(str(c), ours["throughput"][c], naive["throughput"][c]))
     for fmt in ours["format"]:
         print(paired_row(f"16, the mix's {fmt}s only", ours["format"][fmt], naive["format"][fmt]))
+    cpu_ratios = np.array(ours["cpu"]) / np.array(naive["cpu"])
+    print(f"| 16, the workers' CPU time a request, ms (less is better) | {np.median(ours['cpu']):.2f} | {np.median(naive['cpu']):.2f} "
+          f"| {np.median(cpu_ratios):.2f}x | " + ", ".join(f"{r:.2f}" for r in cpu_ratios) + " |")
     single = np.median(ours["throughput"][16])
     print(f"\n/predict/batch, 256 drawings of the mix per request: {ours['batch']:,.0f} images/s "
           f"({ours['batch'] / single:.1f}x single requests at concurrency 16)")
