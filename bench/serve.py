@@ -111,20 +111,22 @@ class Gunicorn:
             raise RuntimeError(body)
         return body
 
+    def workers(self) -> list[str]:
+        """The process ids of its workers."""
+        pid = self.process.pid
+        return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+
     def worker_cpu_seconds(self) -> float:
         """CPU time its workers have used so far, user and system."""
-        pid = self.process.pid
         ticks = 0
-        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+        for worker in self.workers():
+            fields = Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()
             ticks += int(fields[11]) + int(fields[12])  # utime, stime
         return ticks / os.sysconf("SC_CLK_TCK")
 
     def worker_peak_rss_mb(self) -> list[float]:
-        pid = self.process.pid
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        return [int(re.search(r"VmHWM:\s+(\d+)", Path(f"/proc/{c}/status").read_text()).group(1)) / 1024
-                for c in children]
+        return [int(re.search(r"VmHWM:\s+(\d+)", Path(f"/proc/{w}/status").read_text()).group(1)) / 1024
+                for w in self.workers()]
 
     def stop(self) -> None:
         self.process.terminate()
@@ -270,7 +272,8 @@ def main() -> None:
                     rate = wrk(server, bodies, c, args.duration)
                     results[label]["throughput"][c].append(rate)
                     if c == 16:  # what a request costs the workers, whatever else the machine is doing
-                        results[label]["cpu"].append((server.worker_cpu_seconds() - used) / (rate * args.duration) * 1000)
+                        spent = server.worker_cpu_seconds() - used
+                        results[label]["cpu"].append(spent / (rate * args.duration) * 1000)
             for fmt, subset in by_format.items():
                 for label, server in servers.items():
                     results[label]["format"][fmt].append(wrk(server, subset, 16, args.duration))
@@ -311,8 +314,9 @@ def main() -> None:
     for fmt in ours["format"]:
         print(paired_row(f"16, the mix's {fmt}s only", ours["format"][fmt], naive["format"][fmt]))
     cpu_ratios = np.array(ours["cpu"]) / np.array(naive["cpu"])
-    print(f"| 16, the workers' CPU time a request, ms (less is better) | {np.median(ours['cpu']):.2f} | {np.median(naive['cpu']):.2f} "
-          f"| {np.median(cpu_ratios):.2f}x | " + ", ".join(f"{r:.2f}" for r in cpu_ratios) + " |")
+    print(f"| 16, the workers' CPU time a request, ms (less is better) | {np.median(ours['cpu']):.2f} "
+          f"| {np.median(naive['cpu']):.2f} | {np.median(cpu_ratios):.2f}x | "
+          + ", ".join(f"{r:.2f}" for r in cpu_ratios) + " |")
     single = np.median(ours["throughput"][16])
     print(f"\n/predict/batch, 256 drawings of the mix per request: {ours['batch']:,.0f} images/s "
           f"({ours['batch'] / single:.1f}x single requests at concurrency 16)")
