@@ -97,13 +97,20 @@ def render(digit: np.ndarray, kind: str, rng: random.Random) -> tuple[bytes, dic
     return buffer.getvalue(), {"kind": kind, "size": size, "brush": stroke_kind}
 
 
+def phone_sheet(rng: random.Random) -> tuple[int, int, tuple[int, int, int], list]:
+    """The sheet a phone photographs: its size (800-2000 px, either way up), its paper colour, and
+    the inks that go on that paper."""
+    side = rng.randint(800, 2000)
+    width, height = (side, round(side * 0.75)) if rng.random() < 0.5 else (round(side * 0.75), side)
+    paper, inks = rng.choice(PAPERS)
+    return width, height, paper, inks
+
+
 def photograph(digit: np.ndarray, rng: random.Random) -> tuple[bytes, dict]:
     """One MNIST digit written on paper and photographed with a phone, as a JPEG of 800-2000 px
     (the sheet and the camera are `tests.drawing.sheet` and `tests.drawing.camera`)."""
     segments, aspect = centre_lines(digit)
-    side = rng.randint(800, 2000)
-    width, height = (side, round(side * 0.75)) if rng.random() < 0.5 else (round(side * 0.75), side)
-    paper, inks = rng.choice(PAPERS)
+    width, height, paper, inks = phone_sheet(rng)
     ink = rng.choice(inks)
     image = sheet(width, height, paper, rng)
     # The digit: a pen's or chalk's stroke, 15-60% of the sheet's shorter side, near the middle.

@@ -41,7 +41,7 @@ from app.core.classifier import Classifier, NumberReader
 from app.core.preprocess import INK_THRESHOLD, NoDigitError, decode, ink, to_mnist
 from app.web import inputs
 from app.web.api import data_url
-from bench.drawn import KINDS, PAPERS, colours
+from bench.drawn import KINDS, colours, phone_sheet
 from bench.serve import Gunicorn, timeit
 from model import mnist
 from model.checkpoint import DEFAULT_WEIGHTS
@@ -125,9 +125,7 @@ def photographed(images: torch.Tensor, labels: torch.Tensor, count: int, rng: ra
     numbers = []
     for written, digits, gap, length in written_numbers(images, labels, count, rng, lengths):
         coverage = written.coverage
-        side = rng.randint(800, 2000)
-        width, height = (side, round(side * 0.75)) if rng.random() < 0.5 else (round(side * 0.75), side)
-        paper, inks = rng.choice(PAPERS)
+        width, height, paper, inks = phone_sheet(rng)
         image = sheet(width, height, paper, rng)
         scale = min(rng.uniform(0.4, 0.85) * width / coverage.shape[1], 0.6 * height / coverage.shape[0])
         size = (max(1, round(coverage.shape[1] * scale)), max(1, round(coverage.shape[0] * scale)))
