@@ -423,12 +423,33 @@ def ink(image: Picture | Image.Image, trace: Trace | None = None) -> np.ndarray:
     all work the same. Faint ruled lines and paper grain are far weaker than the strokes and
     fall under the threshold, which follows both the noise and the ink's own strength.
     """
-    return ink_and_box(image, trace)[0]
+    region = ink_region(image)
+    ink_map = region.whole()
+    if trace is not None:
+        trace.stages.append(Stage("ink", region.caption, ink_map))
+    return ink_map
 
 
-def ink_and_box(image: Picture | Image.Image, trace: Trace | None = None) -> tuple[np.ndarray, Box]:
-    """`ink`'s map, and the box outside which it holds no ink ((0, 0, 0, 0) if it holds none):
-    where everything after need look."""
+@dataclass(frozen=True)
+class InkRegion:
+    """The part of an ink map that holds ink: all the work after the ink map needs, without the
+    rest of the picture's pixels, which are all zero."""
+
+    part: np.ndarray         # the ink map within `box`
+    box: Box                 # where `part` lies in the whole map; (0, 0, 0, 0) where there is no ink
+    shape: tuple[int, int]   # the whole map's (height, width)
+    caption: str             # how the ink was found, for showing a learner
+
+    def whole(self) -> np.ndarray:
+        """The whole ink map: float (H, W), zero outside `box`."""
+        ink_map = np.zeros(self.shape, np.float32)
+        x, y, width, height = self.box
+        ink_map[y:y + height, x:x + width] = self.part
+        return ink_map
+
+
+def ink_region(image: Picture | Image.Image) -> InkRegion:
+    """`ink`'s map, as the part of it that holds ink and where that lies."""
     picture = image if isinstance(image, Picture) else Picture.of(image)
     colour, alpha = picture.colour, picture.alpha
     least, faint, photo = MIN_CONTRAST, 0.0, False
@@ -474,20 +495,17 @@ def ink_and_box(image: Picture | Image.Image, trace: Trace | None = None) -> tup
             histogram[:int(floor) + 1] = 0
         if histogram.sum():
             break
-    ink_map = np.zeros(distance.shape, np.float32)
     if histogram.sum() == 0:
-        if trace is not None:
-            trace.stages.append(Stage("ink", f"{how}; nothing stands out from the paper", ink_map))
-        return ink_map, (0, 0, 0, 0)
+        return InkRegion(box[:0, :0].astype(np.float32), (0, 0, 0, 0), distance.shape,
+                         f"{how}; nothing stands out from the paper")
     full = _histogram_quantile(histogram, 0.9)
     # Lines, shadows' edges and grain that pass the noise floor are still far fainter than ink.
     floor = max(floor, faint * full)
     full = max(full, floor + 0.05 * 255)
     table = np.clip((np.arange(256, dtype=np.float32) - floor) / (full - floor), 0, 1)
-    ink_map[y:y + height, x:x + width] = cv2.LUT(box, table)  # and nothing outside the box passes the floor
-    if trace is not None:
-        trace.stages.append(Stage("ink", f"{how}; faint marks under {floor / 255:.0%} are not ink", ink_map))
-    return ink_map, (x, y, width, height)
+    # Nothing outside the box passes the floor: the rest of the map is zero.
+    return InkRegion(cv2.LUT(box, table), (x, y, width, height), distance.shape,
+                     f"{how}; faint marks under {floor / 255:.0%} are not ink")
 
 
 def _digit_crop(ink_map: np.ndarray, canvas_side: int | None = None) -> tuple[np.ndarray, tuple[int, int]]:
@@ -644,8 +662,8 @@ def _line_geometry(ink_map: np.ndarray) -> tuple[tuple[int, int, int, int], int]
 
 def preprocess(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Image bytes -> the 28x28 MNIST-style float image the model sees."""
-    ink_map, (x, y, width, height) = ink_and_box(decode(data, max_pixels))
-    return to_mnist(ink_map[y:y + height, x:x + width], canvas_side=max(ink_map.shape))
+    region = ink_region(decode(data, max_pixels))
+    return to_mnist(region.part, canvas_side=max(region.shape))
 
 
 def quantize(field: np.ndarray) -> np.ndarray:

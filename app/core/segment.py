@@ -26,7 +26,7 @@ from app.core import strokes as pen
 from app.core.classifier import LineReading
 from app.core.classifier import answer as digit_answer
 from app.core.preprocess import (DEFAULT_MAX_PIXELS, INK_THRESHOLD, ImageError, NoDigitError, components, decode,
-                                 ink, ink_and_box, line_to_ink_columns, to_line, to_mnist)
+                                 ink, ink_region, line_to_ink_columns, to_line, to_mnist)
 
 OVERLAP = 0.5          # pieces sharing this much of the narrower one's columns are one digit
 SPECK = 0.04           # pieces smaller than this fraction of the largest one's area are specks...
@@ -492,13 +492,11 @@ def _in_pixels_of(digits: list[Digit], scale: float, origin: tuple[int, int] = (
 def read_image(data: bytes, reader: Reader, max_digits: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[Digit]:
     """The digits of a number in an image, boxes in the image's pixels."""
     image = decode(data, max_pixels)
-    ink_map, (x, y, width, height) = ink_and_box(image)
-    if width == 0:
+    region = ink_region(image)  # only the part that holds ink is looked at: numbers rarely fill their canvas
+    if region.part.size == 0:
         raise NoDigitError()
-    # Only the part that holds ink is looked at: numbers rarely fill their canvas.
-    part = ink_map[y:y + height, x:x + width]
-    digits = read_number(part, pieces_from_ink(part), reader, max_digits, canvas_side=max(ink_map.shape))
-    return _in_pixels_of(_in_pixels_of(digits, 1.0, (x, y)), ink_map.shape[1] / image.width)
+    digits = read_number(region.part, pieces_from_ink(region.part), reader, max_digits, canvas_side=max(region.shape))
+    return _in_pixels_of(_in_pixels_of(digits, 1.0, region.box[:2]), region.shape[1] / image.width)
 
 
 def read_strokes(strokes: pen.Strokes, reader: Reader, max_digits: int, image: bytes | None = None,
