@@ -111,18 +111,21 @@ def render(strokes: list[np.ndarray], *, canvas: tuple[int, int], brush: float, 
 
 
 def number(digits: str, *, gap: float = 0.3, height: float = 90, brush: float = 9, jitter: float = 0.0,
-           seed: int = 0) -> tuple[tuple[int, int], list[np.ndarray]]:
+           slope: float = 0.0, seed: int = 0) -> tuple[tuple[int, int], list[np.ndarray]]:
     """A number's pen paths, digits side by side `gap` digit-heights apart (negative: overlapping),
-    sizes and baselines jittered by `jitter`; returns the canvas size and the paths."""
+    sizes and baselines jittered by `jitter`, the line climbing `slope` pixels per pixel across
+    (negative: falling); returns the canvas size and the paths."""
     rng = random.Random(seed)
     margin = height * 0.4 + brush
     x, strokes = margin, []
     for digit in digits:
         size = height * (1 + rng.uniform(-jitter, jitter))
-        top = margin + (height - size) + rng.uniform(-jitter, jitter) * height
+        top = margin + (height - size) + rng.uniform(-jitter, jitter) * height - slope * (x - margin)
         strokes += paths(int(digit), (x, top, size), rng.uniform(-jitter, jitter))
         x += (0.7 + gap) * size
-    canvas = (round(x - gap * height + margin), round(height * (1 + 2 * jitter) + 2 * margin))
+    climb = slope * (x - margin)
+    strokes = [path + (0, max(climb, 0.0)) for path in strokes]
+    canvas = (round(x - gap * height + margin), round(height * (1 + 2 * jitter) + 2 * margin + abs(climb)))
     return canvas, strokes
 
 

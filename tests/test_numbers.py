@@ -106,6 +106,20 @@ def test_different_sizes_and_a_wavy_baseline(reader):
     assert read(picture("583920", gap=0.3, jitter=0.15, seed=3), reader) == "583920"
 
 
+@pytest.mark.parametrize("slope", [0.25, -0.25])
+@pytest.mark.parametrize("digits", ["31415", "123456"])
+def test_a_number_written_uphill_or_downhill(reader, client, digits, slope):
+    """A line that climbs or falls a quarter of its length: read level, not as digits piled up."""
+    assert read(picture(digits, gap=0.35, slope=slope), reader) == digits
+    assert client.post("/predict/number", json=strokes_json(digits, gap=0.35, slope=slope)).json["number"] == digits
+
+
+@pytest.mark.parametrize("digits, seed", [("123456", 3), ("907", 2), ("31415", 3)])
+def test_digits_of_very_different_sizes_well_off_the_line(reader, digits, seed):
+    """Sizes 0.6-1.4 of each other, each digit up to 0.4 heights above or below the line."""
+    assert read(picture(digits, gap=0.35, jitter=0.4, seed=seed), reader) == digits
+
+
 class SureReader:
     """Models that take every piece for a 0 with the given confidence, and for one whole digit with
     that confidence or `wholeness`, and a line reader that must not be asked."""

@@ -57,6 +57,8 @@ LINE_WIDTH = 1.2       # groups at least this many heights wide are weighed by t
 LINE_DOUBT = 0.5       # and narrower ones the segment reader doubts are one digit (a 1 run into its
                        # neighbour); one it takes for a digit is most often one odd digit, best not split
 LINE_OVERRIDE = 3.0    # log-likelihood by which the line reader's own reading must beat the cuts'
+STRAY = 0.15           # a group whose middle is further than this many heights off the number's line is moved back
+LEVEL_SPAN = 1.5       # digits' middles this many heights apart or more tell which way the line runs
 
 
 @dataclass
@@ -267,7 +269,8 @@ def read_number(ink_map: np.ndarray, masks: Sequence[np.ndarray], reader: Reader
         if len(digits) > max_digits:
             raise TooManyDigitsError(len(digits), max_digits)
     if len(digits) > 1:
-        return _read_as_a_line(_together(ink_map.shape, inks, origins), digits, reader, max_digits)
+        number = _together(ink_map.shape, inks, origins)
+        return _read_as_a_line(number, _level(number, inks, origins, digits), digits, reader, max_digits)
     return digits
 
 
@@ -293,10 +296,12 @@ def _line_reading(ink: np.ndarray, reader: Reader) -> tuple[LineReading, list[tu
     return line, found, _spelling(p for p, _, _ in found)
 
 
-def _read_as_a_line(ink: np.ndarray, digits: list[Digit], reader: Reader, max_digits: int) -> list[Digit]:
-    """`digits` as the groups read them, or the line reader's own reading of the whole number where
-    it is far likelier (LINE_OVERRIDE) and every digit of it has ink of its own."""
-    line, found, own = _line_reading(ink, reader)
+def _read_as_a_line(ink: np.ndarray, level: np.ndarray, digits: list[Digit], reader: Reader,
+                    max_digits: int) -> list[Digit]:
+    """`digits` as the groups read them, or the line reader's own reading of the whole number
+    (`level`, the same columns as `ink`) where it is far likelier (LINE_OVERRIDE) and every digit
+    of it has ink of its own."""
+    line, found, own = _line_reading(level, reader)
     read = _spelling(d.probabilities for d in digits)
     if not own or own == read or len(own) > max_digits:
         return digits
@@ -304,6 +309,41 @@ def _read_as_a_line(ink: np.ndarray, digits: list[Digit], reader: Reader, max_di
     if own_fit > fit + LINE_OVERRIDE:
         return _digits_along_line(ink, found) or digits
     return digits
+
+
+def _level(number: np.ndarray, inks: Sequence[np.ndarray], origins: Sequence[tuple[int, int]],
+           digits: list[Digit]) -> np.ndarray:
+    """The number (`_together`'s map of the groups' inks) as the line reader expects it: each
+    group that strays more than STRAY heights from the line through the digits' middles moved back
+    to within it, and the whole sheared so that the line runs level. The line reader learnt from
+    level lines; a number written uphill, or one digit well above the others, would reach it as
+    tall as the climb, each digit shrunk to a fraction of the line. Columns stay where they were."""
+    xs, ys, heights = np.array([(x + w / 2, y + h / 2, h) for x, y, w, h in (d.box for d in digits)]).T
+    typical, span = float(np.median(heights)), xs.max() - xs.min()
+    x_mid, y_mid = np.average(xs, weights=heights), np.average(ys, weights=heights)  # a speck's say is small
+    slope = 0.0
+    if span >= LEVEL_SPAN * typical:
+        across = heights * (xs - x_mid)
+        slope = float(np.clip(across @ (ys - y_mid) / (across @ (xs - x_mid)), -1, 1))  # steeper is no line
+        if abs(slope) * span / 2 <= STRAY * typical:
+            slope = 0.0  # level enough as it is
+    spans = [(x0, x0 + part.shape[1]) for part, (x0, _) in zip(inks, origins)]
+    tops = []
+    for (x0, x1), part, (_, y0) in zip(spans, inks, origins):
+        off = y0 + part.shape[0] / 2 - (y_mid + slope * ((x0 + x1) / 2 - x_mid))
+        # Only a digit-sized group clear of its neighbours' columns moves: a part of a digit drawn in
+        # several strokes, or a digit run into another, keeps its place beside them.
+        alone = part.shape[0] >= FRAGMENT * typical and sum(a < x1 and x0 < b for a, b in spans) == 1
+        tops.append(y0 - round(np.sign(off) * max(abs(off) - STRAY * typical, 0.0)) if alone else y0)
+    if tops != [y0 for _, y0 in origins]:
+        first = min(tops)
+        number = _together((max(top + part.shape[0] for top, part in zip(tops, inks)) - first, number.shape[1]),
+                           inks, [(x0, top - first) for (x0, _), top in zip(spans, tops)])
+    if not slope:
+        return number
+    height, width = number.shape
+    shear = np.float32([[1, 0, 0], [-slope, 1, max(slope, 0.0) * width]])
+    return cv2.warpAffine(number, shear, (width, height + int(np.ceil(abs(slope) * width))), flags=cv2.INTER_LINEAR)
 
 
 def _taken_for_one_digit(probabilities: np.ndarray, wholeness: float) -> bool:
