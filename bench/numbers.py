@@ -8,7 +8,8 @@ columns overlap, each read by the shipped model.
 
 Each number is also sent as the page sends a drawing: its picture (black strokes on a transparent
 canvas) and the pen's strokes that drew it, which tell touching digits apart. More numbers are
-written on paper or a board and photographed, as bench/drawn.py photographs digits.
+written on paper or a board and photographed, as bench/drawn.py photographs digits, and more on
+a line that climbs or falls 4-12 degrees, as people write where no ruled line keeps them level.
 
 Then the speed target: numbers of four digits of each gap kind read in this process, on one
 thread, decoding included, from the image and from the page's picture and strokes.
@@ -107,14 +108,32 @@ def written_numbers(images: torch.Tensor, labels: torch.Tensor, count: int, rng:
 
 
 def numbers_of(images: torch.Tensor, labels: torch.Tensor, count: int, rng: random.Random,
-               lengths: Sequence[int] = range(2, 9)) -> list[tuple[bytes, str, dict]]:
-    """`count` numbers, every length, gap kind and canvas kind in turn: (image, digits, what it is)."""
+               lengths: Sequence[int] = range(2, 9), tilt: tuple[float, float] | None = None
+               ) -> list[tuple[bytes, str, dict]]:
+    """`count` numbers, every length, gap kind and canvas kind in turn: (image, digits, what it is).
+    With `tilt`, each written on a line that climbs or falls by that many degrees (low, high)."""
     numbers = []
     for n, (written, digits, gap, length) in enumerate(written_numbers(images, labels, count, rng, lengths)):
         kind = CANVAS_KINDS[(n // (len(lengths) * len(GAPS))) % len(CANVAS_KINDS)]
-        numbers.append((encode(written.coverage, kind, rng), digits,
-                        {"gap": gap, "length": length, "kind": kind, "page": page_request(written)}))
+        info = {"gap": gap, "length": length, "kind": kind}
+        coverage, paths = written.coverage, [path for digit in written.strokes for path in digit]
+        if tilt:
+            info["degrees"] = rng.uniform(*tilt) * rng.choice((-1, 1))
+            coverage, paths = turned(coverage, paths, info["degrees"])
+        numbers.append((encode(coverage, kind, rng), digits,
+                        {**info, "page": page_request(coverage, written.brush, paths)}))
     return numbers
+
+
+def turned(coverage: np.ndarray, paths: list[np.ndarray], degrees: float) -> tuple[np.ndarray, list[np.ndarray]]:
+    """A drawing and the pen's paths that drew it turned `degrees` anticlockwise, on a canvas grown to hold them."""
+    height, width = coverage.shape
+    turn = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, 1.0)
+    cos, sin = abs(turn[0, 0]), abs(turn[0, 1])
+    size = (int(np.ceil(width * cos + height * sin)), int(np.ceil(width * sin + height * cos)))
+    turn[:, 2] += ((size[0] - width) / 2, (size[1] - height) / 2)
+    return (cv2.warpAffine(coverage, turn, size, flags=cv2.INTER_LINEAR),
+            [path @ turn[:, :2].T + turn[:, 2] for path in paths])
 
 
 def photographed(images: torch.Tensor, labels: torch.Tensor, count: int, rng: random.Random,
@@ -138,16 +157,16 @@ def photographed(images: torch.Tensor, labels: torch.Tensor, count: int, rng: ra
     return numbers
 
 
-def page_request(written: Written) -> dict:
+def page_request(coverage: np.ndarray, brush: float, paths: list[np.ndarray]) -> dict:
     """The number as the page sends it to /predict/number: its board's picture (black strokes on
     a transparent canvas) and the pen's strokes, one point every 8 ms."""
-    rgba = np.zeros((*written.coverage.shape, 4), np.uint8)
-    rgba[..., 3] = np.round(written.coverage * 255)
-    height, width = written.coverage.shape
+    rgba = np.zeros((*coverage.shape, 4), np.uint8)
+    rgba[..., 3] = np.round(coverage * 255)
+    height, width = coverage.shape
     return {"image": data_url(cv2.imencode(".png", rgba)[1].tobytes()),
-            "canvas": {"width": width, "height": height}, "brush": round(written.brush, 2),
+            "canvas": {"width": width, "height": height}, "brush": round(brush, 2),
             "strokes": [[[round(x, 2), round(y, 2), 8 * k] for k, (x, y) in enumerate(path.tolist())]
-                        for digit in written.strokes for path in digit]}
+                        for path in paths]}
 
 
 def reading_times(numbers: list[tuple[bytes, str, dict]]) -> dict[str, dict[str, np.ndarray]]:
@@ -172,6 +191,8 @@ def main() -> None:
     parser.add_argument("--data-dir", default=None, help="MNIST folder (default: $MNIST_DIR or data/mnist)")
     parser.add_argument("--url", default=None, help="a running digitpad server (default: start one)")
     parser.add_argument("--photos", type=int, default=200, help="numbers of 2-6 digits photographed on paper")
+    parser.add_argument("--uphill", type=int, default=200,
+                        help="numbers of 2-6 digits written on a line 4-12 degrees off level")
     parser.add_argument("--timed", type=int, default=60, help="4-digit numbers of each gap kind timed in-process")
     args = parser.parse_args()
 
@@ -181,6 +202,7 @@ def main() -> None:
     numbers = numbers_of(images, labels, args.count, rng)
     timed = numbers_of(images, labels, 4 * args.timed, rng, lengths=[4])
     photos = photographed(images, labels, args.photos, rng)
+    uphill = numbers_of(images, labels, args.uphill, rng, lengths=range(2, 7), tilt=(4, 12))
 
     server = None if args.url else Gunicorn("app:create_app()", workers=2)
     url = args.url or server.url
@@ -206,6 +228,8 @@ def main() -> None:
         with ThreadPoolExecutor(4) as pool:
             from_page = list(pool.map(lambda item: ask(item[2]["page"])[0], numbers))
             from_photos = list(pool.map(lambda item: ask(item[0])[0], photos))
+            from_uphill = [list(pool.map(lambda item: ask(item[0])[0], uphill)),
+                           list(pool.map(lambda item: ask(item[2]["page"])[0], uphill))]
     finally:
         if server:
             server.stop()
@@ -259,6 +283,20 @@ def main() -> None:
             ours = np.mean([from_photos[n] == photos[n][1] for n in members])
             theirs = np.mean([naive_photos[n] == photos[n][1] for n in members])
             print(f"| {f'**{name}**' if name == 'all' else name} | {len(members)} | {ours:.1%} | {theirs:.1%} |")
+
+    naive_uphill = [baseline(data, classifier) for data, _, _ in uphill]
+    print(f"\n{len(uphill)} numbers of 2-6 MNIST test digits written on a line that climbs or falls 4-12 degrees, "
+          f"every canvas kind, through {url}/predict/number:\n")
+    print("| numbers off level | count | digitpad, whole number | the same drawn on the page "
+          "| baseline, whole number |")
+    print("|---|---:|---:|---:|---:|")
+    for name in ["all", *GAPS]:
+        members = [n for n, (_, _, info) in enumerate(uphill) if name in ("all", info["gap"])]
+        if members:
+            ours, page, theirs = (np.mean([guesses[n] == uphill[n][1] for n in members])
+                                  for guesses in (*from_uphill, naive_uphill))
+            print(f"| {f'**{name}**' if name == 'all' else f'gap: {name}'} | {len(members)} | {ours:.1%} | {page:.1%} "
+                  f"| {theirs:.1%} |")
 
     times = reading_times(timed)
     print(f"\n4-digit numbers read in this process, one thread, decoding (and the strokes' parsing) included, "
