@@ -70,15 +70,18 @@ def stroke_paths(digit: int, box: tuple[float, float, float], rect: dict) -> lis
     return paths
 
 
-def number_boxes(count: int, gap: float, rect: dict, size: float = 0.55) -> list[tuple[float, float, float]]:
+def number_boxes(count: int, gap: float, rect: dict, size: float = 0.55,
+                 climb: float = 0.0) -> list[tuple[float, float, float]]:
     """Boxes for `count` digits side by side, `gap` (in digit heights) apart, centred on the board;
-    a negative gap makes neighbours overlap. Long numbers are drawn smaller, to fit."""
+    a negative gap makes neighbours overlap. Long numbers are drawn smaller, to fit. With `climb`,
+    the line rises that share of the board's height from the first digit to the last."""
     span = count * 0.7 + (count - 1) * gap
-    size = min(size, 0.9 * rect["width"] / rect["height"] / span)
+    size = min(size, 0.9 * rect["width"] / rect["height"] / span, 0.9 * (1 - abs(climb)))
     width = span * size * rect["height"] / rect["width"]
     left = (1 - width) / 2
     step = (0.7 + gap) * size * rect["height"] / rect["width"]
-    return [(left + n * step, (1 - size) / 2, size) for n in range(count)]
+    rise = climb / max(count - 1, 1)
+    return [(left + n * step, (1 - size) / 2 + climb / 2 - n * rise, size) for n in range(count)]
 
 
 def draw_with_mouse(page, digit: int, box=(0.35, 0.15, 0.7)) -> None:
@@ -309,9 +312,9 @@ def test_loading_state_while_the_first_prediction_is_in_flight(browser, server, 
     expect_digit(page, 8)
 
 
-def draw_number(page, digits: str, gap: float, touch: bool = False, size: float = 0.55) -> None:
+def draw_number(page, digits: str, gap: float, touch: bool = False, size: float = 0.55, climb: float = 0.0) -> None:
     rect = page.locator("#canvas").bounding_box()
-    for digit, box in zip(digits, number_boxes(len(digits), gap, rect, size)):
+    for digit, box in zip(digits, number_boxes(len(digits), gap, rect, size, climb)):
         (draw_with_touch if touch else draw_with_mouse)(page, int(digit), box)
 
 
@@ -330,6 +333,16 @@ def test_draw_numbers_with_the_mouse(browser, server, request, number, gap):
     chips = page.locator("#chips button")
     assert chips.count() == len(number)
     shot(page, f"desktop-number-{number}")
+    assert page.problems == []
+
+
+@pytest.mark.parametrize("number, climb", [("31415", 0.4), ("123456", -0.4)])
+def test_a_number_drawn_uphill_or_downhill_with_the_mouse(browser, server, request, number, climb):
+    page = open_page(browser, server, request)
+    set_brush(page, 10)
+    draw_number(page, number, 0.35, size=0.4, climb=climb)
+    expect_digit(page, number)
+    assert page.locator("#status").text_content().startswith(f"It's {number} ·")
     assert page.problems == []
 
 
