@@ -9,7 +9,9 @@ top to bottom that cross the least ink; every way of cutting it is scored by the
 (a second small CNN, trained by train_segments.py to tell one whole digit from a fragment or
 from two digits stuck together). The best few readings, the uncut group among them, are then
 weighed by the line reader (a third, trained by train_lines.py, that reads the whole group at
-once with CTC), and the reading both agree on best wins.
+once with CTC), and the reading both agree on best wins. Last, the line reader reads the whole
+number, shown level (a line written uphill sheared flat, a digit far above or below the others
+moved back), and its own reading stands where it is far likelier than the groups'.
 """
 
 from __future__ import annotations
