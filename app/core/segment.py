@@ -75,13 +75,17 @@ class Digit:
 
 def pieces_from_ink(ink_map: np.ndarray, most: int = 200) -> list[np.ndarray]:
     """Connected strokes of the ink map, each as a boolean mask of the whole map; grains far too
-    small to be part of a digit (a photo's noise) are not even looked at."""
+    small to be part of a digit (a photo's noise) are not even looked at, nor are dots: a piece
+    less than SPECK_SIDE of the tallest one's height both high and wide (a pen's tap beside a
+    digit, which would otherwise join it and turn a 1 into a 9). The page's strokes are not
+    pieces of ink: a short one there may be part of a digit."""
     mask = (ink_map > INK_THRESHOLD).view(np.uint8)
     count, labels, stats = components(mask)
     areas, heights = stats[1:, cv2.CC_STAT_AREA], stats[1:, cv2.CC_STAT_HEIGHT]
     if count == 1:
         return []
     worth = (areas >= 0.5 * SPECK * areas.max()) | (heights >= SPECK_SIDE * heights.max())
+    worth &= np.maximum(heights, stats[1:, cv2.CC_STAT_WIDTH]) >= SPECK_SIDE * heights.max()
     labels_worth = 1 + np.flatnonzero(worth)[np.argsort(-areas[worth])[:most]]
     return [labels == label for label in sorted(labels_worth)]
 
