@@ -230,12 +230,15 @@ def test_specks_are_ignored(reader):
     assert read(encode(image), reader) == "36"
 
 
-@pytest.mark.parametrize("digits, right, down", [("10", 16, 10), ("10", 20, 25), ("71", 16, 10)])
+@pytest.mark.parametrize("digits, right, down", [("10", 18, 10), ("71", 16, 15), ("41", 20, 10)])
 def test_a_pen_tap_beside_a_digit_is_a_speck(reader, digits, right, down):
     """A dot half again as wide as the pen, clear of the 1 beside its top: not part of the 1 (a 9)."""
     canvas, strokes = number(digits, gap=0.35)
-    x, y = 45 + digits.index("1") * 94.5 + 35 + right, 45 + down  # from the 1's stem, in number()'s layout
-    image = render(strokes, canvas=canvas, brush=9, supersample=2)
+    height, brush = 90, 9  # number()'s own
+    margin, step = 0.4 * height + brush, (0.7 + 0.35) * height
+    x = margin + digits.index("1") * step + 0.55 * 0.7 * height + right  # right of the 1's stem
+    y = margin + down
+    image = render(strokes, canvas=canvas, brush=brush, supersample=2)
     image.alpha_composite(render([np.array([[x, y], [x + 0.01, y]])], canvas=canvas, brush=14, supersample=2))
     assert read(encode(image), reader) == digits
 
