@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageOps
 from scipy import ndimage
 
-from app.core.preprocess import ImageError, NoDigitError, decode, ink, preprocess, to_png
+from app.core.preprocess import ImageError, NoDigitError, components, decode, ink, preprocess, to_png
 from tests.drawing import camera, draw, encode, on_desk, photo, sheet
 
 WHITE, BLACK = (255, 255, 255, 255), (0, 0, 0, 255)
@@ -144,8 +144,6 @@ def test_tilted_digits(classify):
 
 @pytest.mark.parametrize("share", [0.0, 0.05, 0.4, 1.0])
 def test_pieces_are_measured_as_opencv_measures_them(share):
-    from app.core.preprocess import components
-
     rng = np.random.default_rng(round(share * 100))
     mask = cv2.dilate((rng.random((120, 170)) < share / 6).view(np.uint8), np.ones((3, 3), np.uint8))
     count, labels, stats = components(mask)

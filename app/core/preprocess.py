@@ -485,19 +485,17 @@ def ink_region(image: Picture | Image.Image) -> InkRegion:
     # Only what passes the floor can be ink, so the rest looks at the box around that alone: on
     # most drawings a small part of the picture.
     x, y, width, height = cv2.boundingRect(cv2.threshold(distance, min(int(floor), 255), 255, cv2.THRESH_BINARY)[1])
+    if width == 0:
+        return InkRegion(np.zeros((0, 0), np.float32), (0, 0, 0, 0), distance.shape,
+                         f"{how}; nothing stands out from the paper")
     box = distance[y:y + height, x:x + width]
-    histogram = np.zeros(256, np.float32)
     # Every other row (of the picture) is plenty for the strokes' 90th percentile, in half the
     # time; all of them where the ink is so slight that every other row misses it.
-    for rows in (box[y % 2::2], box):
-        if rows.size:
-            histogram = cv2.calcHist([rows], [0], None, [256], [0, 256]).ravel()
-            histogram[:int(floor) + 1] = 0
-        if histogram.sum():
+    for rows in (box[y % 2::2] if height > 1 else box, box):
+        histogram = cv2.calcHist([rows], [0], None, [256], [0, 256]).ravel()
+        histogram[:int(floor) + 1] = 0
+        if histogram.sum():  # always, over the whole box: it holds what passes the floor
             break
-    if histogram.sum() == 0:
-        return InkRegion(box[:0, :0].astype(np.float32), (0, 0, 0, 0), distance.shape,
-                         f"{how}; nothing stands out from the paper")
     full = _histogram_quantile(histogram, 0.9)
     # Lines, shadows' edges and grain that pass the noise floor are still far fainter than ink.
     floor = max(floor, faint * full)
