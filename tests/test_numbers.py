@@ -335,6 +335,18 @@ def test_strokes_tell_apart_digits_whose_ink_touches(client):
     assert body["number"] == "11"
 
 
+@pytest.mark.parametrize("digits, gap, seed", [("2026", -0.35, 1), ("41", -0.4, 1), ("05", -0.35, 0)])
+def test_digits_drawn_over_each_other_are_parted_between_their_strokes(client, digits, gap, seed):
+    """Drawn on the page, digits whose ink overlaps so far that no cut through it parts them
+    are parted between their strokes: a hand finishes one digit before it begins the next."""
+    layout = {"gap": gap, "jitter": 0.1, "seed": seed}
+    data = picture(digits, **layout)
+    body = client.post("/predict/number", json={**strokes_json(digits, **layout),
+                                                 "image": base64.b64encode(data).decode()}).json
+    assert body["number"] == digits
+    assert [d["box"][0] for d in body["digits"]] == sorted(d["box"][0] for d in body["digits"])
+
+
 def test_points_with_and_without_times_may_mix(client):
     payload = strokes_json("7", gap=0.3)
     payload["strokes"][0] = [point[:2] if k % 2 else point for k, point in enumerate(payload["strokes"][0])]

@@ -58,6 +58,7 @@ LINE_WEIGHT = 1.0      # how much the line reader's log-likelihood counts beside
 LINE_WIDTH = 1.2       # groups at least this many heights wide are weighed by the line reader too,
 LINE_DOUBT = 0.5       # and narrower ones the segment reader doubts are one digit (a 1 run into its
                        # neighbour); one it takes for a digit is most often one odd digit, best not split
+RUN_STROKES = 4        # a digit is drawn in at most this many strokes (a 4 or 5 in two, a crossed 7 in three)
 LINE_OVERRIDE = 3.0    # log-likelihood by which the line reader's own reading must beat the cuts'
 STRAY = 0.15           # a group whose middle is further than this many heights off the number's line is moved back
 LEVEL_SPAN = 1.5       # digits' middles this many heights apart or more tell which way the line runs
@@ -233,7 +234,7 @@ def _trace(steps: np.ndarray, columns: np.ndarray, ends: np.ndarray) -> np.ndarr
 
 
 def read_number(ink_map: np.ndarray, masks: Sequence[np.ndarray], reader: Reader, max_digits: int,
-                canvas_side: int | None = None) -> list[Digit]:
+                canvas_side: int | None = None, drawn_in_order: bool = False) -> list[Digit]:
     """The digits of the number drawn, left to right; NoDigitError if there is none. `canvas_side`:
     the longer side of the whole ink map, where `ink_map` is the part of it that holds the ink.
 
@@ -241,6 +242,9 @@ def read_number(ink_map: np.ndarray, masks: Sequence[np.ndarray], reader: Reader
     gets exactly /predict's answer. A number of several is read by its groups, then by the line
     reader as a whole: its own reading stands where it is far likelier than the groups' (a 1 run
     into its neighbour and read as part of it, a digit whose stroke broke in two).
+
+    `drawn_in_order`: the masks are the page's strokes in the order drawn, so a group of several
+    is parted between its strokes (`_runs_of_strokes`), not cut through its ink.
     """
     groups = group(masks)
     if not groups:
@@ -263,7 +267,7 @@ def read_number(ink_map: np.ndarray, masks: Sequence[np.ndarray], reader: Reader
     # Most groups are plainly one digit: both models say so at once, for all of them in one batch.
     read, whole = reader.digits(wholes), reader.wholeness(wholes)
     digits: list[Digit] = []
-    for part, field, p, w, (x0, y0) in zip(inks, wholes, read, whole, origins):
+    for members, part, field, p, w, (x0, y0) in zip(groups, inks, wholes, read, whole, origins):
         height, width = part.shape
         if width <= SPLIT_WIDTH * height and _taken_for_one_digit(p, w):
             digits.append(Digit(field, p, (x0, y0, width, height)))
@@ -271,7 +275,9 @@ def read_number(ink_map: np.ndarray, masks: Sequence[np.ndarray], reader: Reader
             scale = min(1.0, CUT_HEIGHT / height)
             if scale < 1:
                 part = cv2.resize(part, (max(1, round(width * scale)), CUT_HEIGHT), interpolation=cv2.INTER_AREA)
-            digits.extend(_in_pixels_of(_read_group(part, field, p, w, reader), scale, (x0, y0)))
+            runs = (_runs_of_strokes(members, masks, ink_map, (x0, y0, x0 + width, y0 + height), part.shape)
+                    if drawn_in_order and len(members) > 1 else None)
+            digits.extend(_in_pixels_of(_read_group(part, field, p, w, reader, runs), scale, (x0, y0)))
         if len(digits) > max_digits:
             raise TooManyDigitsError(len(digits), max_digits)
     if len(digits) > 1:
@@ -373,10 +379,11 @@ def _taken_for_one_digit(probabilities: np.ndarray, wholeness: float) -> bool:
 
 @dataclass
 class Cut:
-    """A candidate digit cut out of a group: the ink between two seams, and where it is."""
+    """A candidate digit cut out of a group: the ink between two seams (or a run of the page's
+    strokes, between two pen lifts), and where it is."""
 
-    left: int   # index of the seam on its left (0: the group's left edge)
-    right: int  # index of the seam on its right
+    left: int   # index of the seam on its left (0: the group's left edge), or of its first stroke
+    right: int  # index of the seam on its right, or one past its last stroke
     ink: np.ndarray
     box: tuple[int, int, int, int]  # x, y, width, height in the group
 
@@ -412,19 +419,26 @@ def cuts(ink: np.ndarray) -> tuple[int, list[Cut]]:
         whole[0] = none[0] = False
         inside = (between & ~none[strokes]) | whole[strokes]
         part = np.where(inside, ink, 0)
-        rows, cols = np.flatnonzero(part.max(1) > INK_THRESHOLD), np.flatnonzero(part.max(0) > INK_THRESHOLD)
-        if rows.size:
-            out.append(Cut(i, j, part, (int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1),
-                                        int(rows[-1] - rows[0] + 1))))
+        box = _inked_box(part)
+        if box:
+            out.append(Cut(i, j, part, box))
     return len(bounds) - 1, out
 
 
-def _read_group(ink: np.ndarray, whole: np.ndarray, whole_probabilities: np.ndarray, whole_wholeness: float,
-                reader: Reader) -> list[Digit]:
-    """A group as one digit (its field is `whole`, already read), or as the digits it reads best
-    as when cut.
+def _inked_box(ink: np.ndarray) -> tuple[int, int, int, int] | None:
+    """x, y, width, height of what `ink` holds above the ink threshold; None if nothing."""
+    rows, cols = np.flatnonzero(ink.max(1) > INK_THRESHOLD), np.flatnonzero(ink.max(0) > INK_THRESHOLD)
+    if not rows.size:
+        return None
+    return int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)
 
-    Every way of cutting the group along its seams into pieces is scored by how surely the
+
+def _read_group(ink: np.ndarray, whole: np.ndarray, whole_probabilities: np.ndarray, whole_wholeness: float,
+                reader: Reader, runs: tuple[int, list[Cut]] | None = None) -> list[Digit]:
+    """A group as one digit (its field is `whole`, already read), or as the digits it reads best
+    as when cut (along seams, or between the page's strokes where `runs` gives them).
+
+    Every way of cutting the group into pieces is scored by how surely the
     segment reader takes each piece for one whole digit (not a fragment, not two stuck
     together); dynamic programming keeps the best few readings without trying them all. For a
     group wide enough to hold several digits, or one the segment reader doubts is one digit, the
@@ -433,7 +447,7 @@ def _read_group(ink: np.ndarray, whole: np.ndarray, whole_probabilities: np.ndar
     the pixels of `ink`.
     """
     height, width = ink.shape
-    last, candidates = cuts(ink)
+    last, candidates = runs if runs is not None else cuts(ink)
     # The whole group is a candidate like any other piece when it is as narrow as a digit, and
     # the reading of last resort when it is not.
     fields, kept = [whole], [Cut(0, last, ink, (0, 0, width, height))]
@@ -482,6 +496,32 @@ def _read_group(ink: np.ndarray, whole: np.ndarray, whole_probabilities: np.ndar
     return [Digit(batch[n], probabilities[n], kept[n].box) for n in chosen]
 
 
+def _runs_of_strokes(members: list[int], masks: Sequence[np.ndarray], ink_map: np.ndarray,
+                     box: tuple[int, int, int, int], size: tuple[int, int]) -> tuple[int, list[Cut]]:
+    """A group of the page's strokes as candidate digits, the way `cuts` offers pieces of ink:
+    every run of up to RUN_STROKES strokes drawn one after another, since a hand finishes one
+    digit before it begins the next. Each run's ink is cut from the group's `box` of the ink map
+    and scaled to `size`, as the group's own ink was.
+    """
+    x0, y0, x1, y1 = box
+    order = sorted(members)  # the page sends its strokes in the order they were drawn
+    runs = []
+    for first, last in itertools.combinations(range(len(order) + 1), 2):
+        if last - first > RUN_STROKES or (first, last) == (0, len(order)):  # the whole group is read already
+            continue
+        drawn = np.zeros((y1 - y0, x1 - x0), bool)
+        for i in order[first:last]:
+            drawn |= masks[i][y0:y1, x0:x1]
+        near = cv2.dilate(drawn.view(np.uint8), np.ones((5, 5), np.uint8)).view(bool)
+        run = np.where(near, ink_map[y0:y1, x0:x1], 0).astype(np.float32)
+        if run.shape != size:
+            run = cv2.resize(run, size[::-1], interpolation=cv2.INTER_AREA)
+        box = _inked_box(run)
+        if box:
+            runs.append(Cut(first, last, run, box))
+    return len(order), runs
+
+
 def _readings(kept: list[Cut], wholeness: np.ndarray, spelt: list[str], last: int) -> list[Reading]:
     """The best few ways of reading the group left to right as pieces, best first, the uncut
     group always among them; ways whose pieces spell alike (`spelt`: each piece's digit) count
@@ -510,13 +550,11 @@ def _digits_along_line(ink: np.ndarray, found: list[tuple[np.ndarray, float, flo
     for (p, _, _), left, right in zip(found, bounds, bounds[1:]):
         piece = np.zeros_like(ink)
         piece[:, left:right] = ink[:, left:right]
-        rows, cols = np.flatnonzero(piece.max(1) > INK_THRESHOLD), np.flatnonzero(piece.max(0) > INK_THRESHOLD)
         try:
             field = to_mnist(piece)
         except NoDigitError:
             return []
-        digits.append(Digit(field, p, (int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1),
-                                       int(rows[-1] - rows[0] + 1))))
+        digits.append(Digit(field, p, _inked_box(piece)))
     return digits
 
 
@@ -572,7 +610,7 @@ def read_strokes(strokes: pen.Strokes, reader: Reader, max_digits: int, image: b
         _, masks, scale = pen.render(strokes, ink_map.shape)
         inked = ink_map > INK_THRESHOLD
         masks = [mask & inked for mask in masks]
-    return _in_pixels_of(read_number(ink_map, masks, reader, max_digits), scale)
+    return _in_pixels_of(read_number(ink_map, masks, reader, max_digits, drawn_in_order=True), scale)
 
 
 def answer(digits: list[Digit]) -> dict:
