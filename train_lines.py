@@ -36,7 +36,7 @@ from model.net import MNIST_MEAN, MNIST_STD, LineNet
 # configuration
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-parser.add_argument("--lines", type=int, default=160000, help="training lines")
+parser.add_argument("--lines", type=int, default=320000, help="training lines")
 parser.add_argument("--written", type=float, default=0.75,
                     help="share of lines written out stroke by stroke at full size (model/pen.py)")
 parser.add_argument("--written-digits", type=int, default=30000,
