@@ -44,6 +44,7 @@ MAX_DIGIT_WIDTH = 1.3  # and a piece at most this many (the group itself is alwa
 CUTS_PER_HEIGHT = 12   # candidate seams tried per group height of width
 CUT_HEIGHT = 48        # a taller group is cut at this height: the segment reader learnt from lines
                        # 40-90 px high, and seams and pieces cost as the square of it
+RUN_STROKES = 4        # a digit is drawn in at most this many strokes (a 4 or 5 in two, a crossed 7 in three)
 WHOLE_STROKE = 0.85    # a stroke with this share of its ink on one side of a seam goes there whole
 SEAM_BAND = 0.15       # a seam strays at most this many times the height from its column
 SEAM_SLANT = 0.02      # and pays this for each step sideways
@@ -58,7 +59,6 @@ LINE_WEIGHT = 1.0      # how much the line reader's log-likelihood counts beside
 LINE_WIDTH = 1.2       # groups at least this many heights wide are weighed by the line reader too,
 LINE_DOUBT = 0.5       # and narrower ones the segment reader doubts are one digit (a 1 run into its
                        # neighbour); one it takes for a digit is most often one odd digit, best not split
-RUN_STROKES = 4        # a digit is drawn in at most this many strokes (a 4 or 5 in two, a crossed 7 in three)
 LINE_OVERRIDE = 3.0    # log-likelihood by which the line reader's own reading must beat the cuts'
 STRAY = 0.15           # a group whose middle is further than this many heights off the number's line is moved back
 LEVEL_SPAN = 1.5       # digits' middles this many heights apart or more tell which way the line runs
@@ -258,9 +258,7 @@ def read_number(ink_map: np.ndarray, masks: Sequence[np.ndarray], reader: Reader
             area |= masks[i]
         rows, cols = np.flatnonzero(area.any(1)), np.flatnonzero(area.any(0))
         y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-        # The group's ink with its anti-aliased fringe, and nothing of its neighbours'.
-        near = cv2.dilate(area[y0:y1, x0:x1].view(np.uint8), np.ones((5, 5), np.uint8)).view(bool)
-        inks.append(np.where(near, ink_map[y0:y1, x0:x1], 0).astype(np.float32))
+        inks.append(_ink_under(area[y0:y1, x0:x1], ink_map[y0:y1, x0:x1]))
         origins.append((int(x0), int(y0)))
     wholes = np.stack([to_mnist(ink_map, canvas_side=canvas_side)] if len(groups) == 1
                       else [to_mnist(part) for part in inks])
@@ -284,6 +282,12 @@ def read_number(ink_map: np.ndarray, masks: Sequence[np.ndarray], reader: Reader
         number = _together(ink_map.shape, inks, origins)
         return _read_as_a_line(number, _level(number, inks, origins, digits), digits, reader, max_digits)
     return digits
+
+
+def _ink_under(area: np.ndarray, ink: np.ndarray) -> np.ndarray:
+    """The ink under a mask with its anti-aliased fringe, and nothing of its neighbours'."""
+    near = cv2.dilate(area.view(np.uint8), np.ones((5, 5), np.uint8)).view(bool)
+    return np.where(near, ink, 0).astype(np.float32)
 
 
 def _together(shape: tuple[int, ...], inks: Sequence[np.ndarray], origins: Sequence[tuple[int, int]]) -> np.ndarray:
@@ -512,13 +516,12 @@ def _runs_of_strokes(members: list[int], masks: Sequence[np.ndarray], ink_map: n
         drawn = np.zeros((y1 - y0, x1 - x0), bool)
         for i in order[first:last]:
             drawn |= masks[i][y0:y1, x0:x1]
-        near = cv2.dilate(drawn.view(np.uint8), np.ones((5, 5), np.uint8)).view(bool)
-        run = np.where(near, ink_map[y0:y1, x0:x1], 0).astype(np.float32)
+        run = _ink_under(drawn, ink_map[y0:y1, x0:x1])
         if run.shape != size:
             run = cv2.resize(run, size[::-1], interpolation=cv2.INTER_AREA)
-        box = _inked_box(run)
-        if box:
-            runs.append(Cut(first, last, run, box))
+        inked = _inked_box(run)
+        if inked:
+            runs.append(Cut(first, last, run, inked))
     return len(order), runs
 
 
