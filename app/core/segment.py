@@ -510,18 +510,18 @@ def _runs_of_strokes(members: list[int], masks: Sequence[np.ndarray], ink_map: n
     x0, y0, x1, y1 = box
     order = sorted(members)  # the page sends its strokes in the order they were drawn
     runs = []
-    for first, last in itertools.combinations(range(len(order) + 1), 2):
-        if last - first > RUN_STROKES or (first, last) == (0, len(order)):  # the whole group is read already
-            continue
-        drawn = np.zeros((y1 - y0, x1 - x0), bool)
-        for i in order[first:last]:
-            drawn |= masks[i][y0:y1, x0:x1]
-        run = _ink_under(drawn, ink_map[y0:y1, x0:x1])
-        if run.shape != size:
-            run = cv2.resize(run, size[::-1], interpolation=cv2.INTER_AREA)
-        inked = _inked_box(run)
-        if inked:
-            runs.append(Cut(first, last, run, inked))
+    for first in range(len(order)):
+        drawn = np.zeros((y1 - y0, x1 - x0), bool)  # the run's strokes, one more each step
+        for last in range(first + 1, min(first + RUN_STROKES, len(order)) + 1):
+            drawn |= masks[order[last - 1]][y0:y1, x0:x1]
+            if (first, last) == (0, len(order)):  # the whole group, read already
+                continue
+            run = _ink_under(drawn, ink_map[y0:y1, x0:x1])
+            if run.shape != size:
+                run = cv2.resize(run, size[::-1], interpolation=cv2.INTER_AREA)
+            inked = _inked_box(run)
+            if inked:
+                runs.append(Cut(first, last, run, inked))
     return len(order), runs
 
 
