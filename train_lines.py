@@ -8,7 +8,8 @@ Reads top to bottom like train.py: configuration, data, model, training loop, sa
 lines of one to eight MNIST digits, touching, overlapping, close or far apart, through the one
 preprocessing path (`to_line`). Most are written out stroke by stroke as a pen or a canvas draws
 them, at full size (model/pen.py: each digit's centre line redrawn with a round brush of any
-width, the digits a little tilted and off the line); the rest are MNIST's own bitmaps set side by
+width, the digits a little tilted and off the line, in some lines all much the same size, in
+others up to a third bigger or smaller than the rest); the rest are MNIST's own bitmaps set side by
 side (model/lines.py), half of them redrawn along their centre lines at MNIST's size. It is
 tested on lines of two to six MNIST test digits made the same ways.
 """
@@ -36,11 +37,14 @@ from model.net import MNIST_MEAN, MNIST_STD, LineNet
 # configuration
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-parser.add_argument("--lines", type=int, default=320000, help="training lines")
+parser.add_argument("--lines", type=int, default=480000, help="training lines")
 parser.add_argument("--written", type=float, default=0.75,
                     help="share of lines written out stroke by stroke at full size (model/pen.py)")
-parser.add_argument("--written-digits", type=int, default=30000,
+parser.add_argument("--written-digits", type=int, default=60000,
                     help="training digits whose centre lines the written lines are drawn from")
+parser.add_argument("--sizes", type=float, default=0.35,
+                    help="a written line's digits differ in height by up to +- this share (each line its own, from 0.1),"
+                         " and sit up to 0.04-0.12 heights off its line")
 parser.add_argument("--most-digits", type=int, default=8, help="training lines have 1 to this many digits")
 parser.add_argument("--pen", type=float, default=0.5,
                     help="share of the other lines whose bitmaps are redrawn along their centre lines at 28 px")
@@ -99,7 +103,9 @@ def written_lines(images: torch.Tensor, labels: torch.Tensor, count: int, seed: 
         chosen = [rng.randrange(len(pool)) for _ in range(rng.randint(*lengths))]
         way = rng.choice(ways)
         gaps = [rng.choice(list(pen.GAPS)) if way == "mixed" else way for _ in chosen[1:]]
-        xs.append(to_line(pen.compose([strokes[i] for i in chosen], gaps, rng)))
+        # Some hands keep their digits one size and on one line, some do not.
+        sizes, baselines = rng.uniform(0.1, args.sizes), rng.uniform(0.04, 0.12)
+        xs.append(to_line(pen.compose([strokes[i] for i in chosen], gaps, rng, sizes, baselines)))
         ys.append(labels[pool[chosen]].numpy())
     return xs, ys
 

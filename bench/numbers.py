@@ -9,7 +9,9 @@ columns overlap, each read by the shipped model.
 Each number is also sent as the page sends a drawing: its picture (black strokes on a transparent
 canvas) and the pen's strokes that drew it, which tell touching digits apart. More numbers are
 written on paper or a board and photographed, as bench/drawn.py photographs digits, and more on
-a line that climbs or falls 4-12 degrees, as people write where no ruled line keeps them level.
+a line that climbs or falls 4-12 degrees, as people write where no ruled line keeps them level,
+and more whose digits differ in size by up to a third either way, as some hands write them (the
+main set's differ by up to 15%).
 
 Then the speed target: numbers of four digits of each gap kind read in this process, on one
 thread, decoding included, from the image and from the page's picture and strokes.
@@ -46,7 +48,7 @@ from bench.drawn import KINDS, colours, phone_sheet
 from bench.serve import Gunicorn, timeit
 from model import mnist
 from model.checkpoint import DEFAULT_WEIGHTS
-from model.pen import GAPS, Written, centre_lines, write
+from model.pen import BASELINES, GAPS, SIZES, Written, centre_lines, write
 from tests.drawing import camera, sheet
 
 CANVAS_KINDS = [k for k in KINDS if k != "photo of paper"]
@@ -94,26 +96,30 @@ def baseline(data: bytes, classifier: Classifier) -> str:
 
 
 def written_numbers(images: torch.Tensor, labels: torch.Tensor, count: int, rng: random.Random,
-                    lengths: Sequence[int]) -> Iterator[tuple[Written, str, str, int]]:
-    """`count` numbers written with `model/pen.py`, every length and gap kind in turn: (the
-    number, its digits, its gap kind, its length). Lazily, so that what the caller draws from
-    `rng` for each number comes before the next one."""
+                    lengths: Sequence[int], sizes: float = SIZES, baselines: float = BASELINES
+                    ) -> Iterator[tuple[Written, str, str, int]]:
+    """`count` numbers written with `model/pen.py` (`write`'s `sizes` and `baselines`), every length
+    and gap kind in turn: (the number, its digits, its gap kind, its length). Lazily, so that what
+    the caller draws from `rng` for each number comes before the next one."""
     strokes_of: dict[int, tuple] = {}
     for n in range(count):
         length = lengths[n % len(lengths)]
         gap = list(GAPS)[(n // len(lengths)) % len(GAPS)]
         chosen = [rng.randrange(len(images)) for _ in range(length)]
         items = [strokes_of.setdefault(i, centre_lines(images[i].numpy())) for i in chosen]
-        yield (write(items, [gap] * (length - 1), rng), "".join(str(int(labels[i])) for i in chosen), gap, length)
+        yield (write(items, [gap] * (length - 1), rng, sizes, baselines), "".join(str(int(labels[i])) for i in chosen),
+               gap, length)
 
 
 def numbers_of(images: torch.Tensor, labels: torch.Tensor, count: int, rng: random.Random,
-               lengths: Sequence[int] = range(2, 9), tilt: tuple[float, float] | None = None
-               ) -> list[tuple[bytes, str, dict]]:
+               lengths: Sequence[int] = range(2, 9), tilt: tuple[float, float] | None = None,
+               sizes: float = SIZES, baselines: float = BASELINES) -> list[tuple[bytes, str, dict]]:
     """`count` numbers, every length, gap kind and canvas kind in turn: (image, digits, what it is).
-    With `tilt`, each written on a line that climbs or falls by that many degrees (low, high)."""
+    With `tilt`, each written on a line that climbs or falls by that many degrees (low, high);
+    `sizes` and `baselines`: how far its digits' heights and bottoms stray (`model/pen.py`'s `write`)."""
     numbers = []
-    for n, (written, digits, gap, length) in enumerate(written_numbers(images, labels, count, rng, lengths)):
+    for n, (written, digits, gap, length) in enumerate(written_numbers(images, labels, count, rng, lengths,
+                                                                       sizes, baselines)):
         kind = CANVAS_KINDS[(n // (len(lengths) * len(GAPS))) % len(CANVAS_KINDS)]
         info = {"gap": gap, "length": length, "kind": kind}
         coverage, paths = written.coverage, [path for digit in written.strokes for path in digit]
@@ -184,6 +190,20 @@ def reading_times(numbers: list[tuple[bytes, str, dict]]) -> dict[str, dict[str,
     return {source: {gap: np.array(ms) for gap, ms in by_gap.items()} for source, by_gap in times.items()}
 
 
+def print_by_gap(heading: str, numbers: list[tuple[bytes, str, dict]], from_images: list[str], from_page: list[str],
+                 naive: list[str]) -> None:
+    """A table of whole numbers read right, by gap kind: as images, from the page, by the baseline."""
+    print(f"| {heading} | count | digitpad, whole number | the same drawn on the page | baseline, whole number |")
+    print("|---|---:|---:|---:|---:|")
+    for name in ["all", *GAPS]:
+        members = [n for n, (_, _, info) in enumerate(numbers) if name in ("all", info["gap"])]
+        if members:
+            ours, page, theirs = (np.mean([guesses[n] == numbers[n][1] for n in members])
+                                  for guesses in (from_images, from_page, naive))
+            print(f"| {f'**{name}**' if name == 'all' else f'gap: {name}'} | {len(members)} | {ours:.1%} | {page:.1%} "
+                  f"| {theirs:.1%} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=700, help="how many numbers")
@@ -193,6 +213,8 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=200, help="numbers of 2-6 digits photographed on paper")
     parser.add_argument("--uphill", type=int, default=200,
                         help="numbers of 2-6 digits written on a line 4-12 degrees off level")
+    parser.add_argument("--mixed-sizes", type=int, default=200,
+                        help="numbers of 2-6 digits whose digits differ in height by up to a third either way")
     parser.add_argument("--timed", type=int, default=60, help="4-digit numbers of each gap kind timed in-process")
     args = parser.parse_args()
 
@@ -203,6 +225,7 @@ def main() -> None:
     timed = numbers_of(images, labels, 4 * args.timed, rng, lengths=[4])
     photos = photographed(images, labels, args.photos, rng)
     uphill = numbers_of(images, labels, args.uphill, rng, lengths=range(2, 7), tilt=(4, 12))
+    mixed = numbers_of(images, labels, args.mixed_sizes, rng, lengths=range(2, 7), sizes=0.35, baselines=0.12)
 
     server = None if args.url else Gunicorn("app:create_app()", workers=2)
     url = args.url or server.url
@@ -228,8 +251,9 @@ def main() -> None:
         with ThreadPoolExecutor(4) as pool:
             from_page = list(pool.map(lambda item: ask(item[2]["page"])[0], numbers))
             from_photos = list(pool.map(lambda item: ask(item[0])[0], photos))
-            from_uphill = [list(pool.map(lambda item: ask(item[0])[0], uphill)),
-                           list(pool.map(lambda item: ask(item[2]["page"])[0], uphill))]
+            from_uphill, from_mixed = ([list(pool.map(lambda item: ask(item[0])[0], these)),
+                                        list(pool.map(lambda item: ask(item[2]["page"])[0], these))]
+                                       for these in (uphill, mixed))
     finally:
         if server:
             server.stop()
@@ -284,19 +308,12 @@ def main() -> None:
             theirs = np.mean([naive_photos[n] == photos[n][1] for n in members])
             print(f"| {f'**{name}**' if name == 'all' else name} | {len(members)} | {ours:.1%} | {theirs:.1%} |")
 
-    naive_uphill = [baseline(data, classifier) for data, _, _ in uphill]
     print(f"\n{len(uphill)} numbers of 2-6 MNIST test digits written on a line that climbs or falls 4-12 degrees, "
           f"every canvas kind, through {url}/predict/number:\n")
-    print("| numbers off level | count | digitpad, whole number | the same drawn on the page "
-          "| baseline, whole number |")
-    print("|---|---:|---:|---:|---:|")
-    for name in ["all", *GAPS]:
-        members = [n for n, (_, _, info) in enumerate(uphill) if name in ("all", info["gap"])]
-        if members:
-            ours, page, theirs = (np.mean([guesses[n] == uphill[n][1] for n in members])
-                                  for guesses in (*from_uphill, naive_uphill))
-            print(f"| {f'**{name}**' if name == 'all' else f'gap: {name}'} | {len(members)} | {ours:.1%} | {page:.1%} "
-                  f"| {theirs:.1%} |")
+    print_by_gap("numbers off level", uphill, *from_uphill, [baseline(data, classifier) for data, _, _ in uphill])
+    print(f"\n{len(mixed)} numbers of 2-6 MNIST test digits, each digit 0.65-1.35 times the number's height and up to "
+          f"0.12 heights off its line, every canvas kind, through {url}/predict/number:\n")
+    print_by_gap("digits of mixed sizes", mixed, *from_mixed, [baseline(data, classifier) for data, _, _ in mixed])
 
     times = reading_times(timed)
     print(f"\n4-digit numbers read in this process, one thread, decoding (and the strokes' parsing) included, "

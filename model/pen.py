@@ -31,6 +31,8 @@ GAPS = {
     "touching": None,
     "overlapping": (-0.2, -0.08),
 }
+SIZES = 0.15      # a digit's height is the number's times 1 +- up to this...
+BASELINES = 0.08  # ...and its bottom up to this many heights above or below the line
 SUBPIXEL = 4  # cv2.line's fixed-point precision (shift=2)
 COVERED = 0.03  # digit heights: a pen stroke this close to one drawn before adds no ink (the
                 # thinnest brush `compose` uses is 0.05 heights wide)
@@ -91,18 +93,23 @@ class Written:
         return [[place(path, *where) for path in pen_strokes(segments)] for segments, *where in self.placed]
 
 
-def compose(items: Sequence[tuple[np.ndarray, float]], gaps: Sequence[str], rng: random.Random) -> np.ndarray:
+def compose(items: Sequence[tuple[np.ndarray, float]], gaps: Sequence[str], rng: random.Random,
+            sizes: float = SIZES, baselines: float = BASELINES) -> np.ndarray:
     """A number's coverage map (H, W) in [0, 1]: the digits' `centre_lines` side by side, left to
-    right, each meeting its left neighbour as `gaps` says (one of GAPS per neighbour)."""
-    return write(items, gaps, rng).coverage
+    right, each meeting its left neighbour as `gaps` says (one of GAPS per neighbour). Each digit's
+    height is the number's times 1 +- up to `sizes`, its bottom up to `baselines` heights off the line."""
+    return write(items, gaps, rng, sizes, baselines).coverage
 
 
-def write(items: Sequence[tuple[np.ndarray, float]], gaps: Sequence[str], rng: random.Random) -> Written:
+def write(items: Sequence[tuple[np.ndarray, float]], gaps: Sequence[str], rng: random.Random,
+          sizes: float = SIZES, baselines: float = BASELINES) -> Written:
     """`compose`'s number, with the strokes that drew it."""
+    if not (0 <= sizes <= 0.35 and 0 <= baselines <= 0.12):
+        raise ValueError("sizes must be within 0-0.35 and baselines within 0-0.12: the canvas's margins hold no more")
     base = rng.uniform(40, 110)
     brush = max(1.5, base * rng.uniform(0.05, 0.16))
-    heights = [base * rng.uniform(0.85, 1.15) for _ in items]
-    shifts = [base * rng.uniform(-0.08, 0.08) for _ in items]
+    heights = [base * rng.uniform(1 - sizes, 1 + sizes) for _ in items]
+    shifts = [base * rng.uniform(-baselines, baselines) for _ in items]
     angles = [np.radians(rng.uniform(-8, 8)) for _ in items]
     margin = base * 0.4 + brush
     width = int(sum(a * h for (_, a), h in zip(items, heights)) + len(items) * base + 2 * margin)

@@ -92,3 +92,21 @@ def test_a_written_number_comes_with_the_strokes_that_drew_it(strokes):
     assert (drawn & painted).sum() / (drawn | painted).sum() > 0.9  # the page would draw the same ink
     assert np.array_equal(written.coverage, compose([strokes[7], strokes[0], strokes[1]], ["touching", "wide"],
                                                     random.Random(3)))
+
+
+def test_digits_differ_in_size_and_baseline_as_much_as_asked_and_stay_on_the_canvas(strokes):
+    items = [strokes[7], strokes[0], strokes[1], strokes[0]]
+    spreads = []
+    for seed in range(20):
+        even = write(items, ["wide"] * 3, random.Random(seed), sizes=0, baselines=0)
+        heights = [h for *_, h, _ in even.placed]
+        bottoms = [top + h for *_, top, h, _ in even.placed]
+        assert max(heights) == min(heights) and max(bottoms) == min(bottoms)
+        mixed = write(items, ["touching"] * 3, random.Random(seed), sizes=0.35, baselines=0.12)
+        heights = [h for *_, h, _ in mixed.placed]
+        spreads.append(max(heights) / min(heights))
+        ink = mixed.coverage > 0
+        assert not (ink[0].any() or ink[-1].any() or ink[:, 0].any())  # margins all round
+    assert 1.15 / 0.85 < max(spreads) <= 1.35 / 0.65  # more than the benches' own numbers differ
+    with pytest.raises(ValueError, match="sizes"):
+        write(items, ["wide"] * 3, random.Random(0), sizes=0.5)
