@@ -42,9 +42,9 @@ parser.add_argument("--written", type=float, default=0.75,
                     help="share of lines written out stroke by stroke at full size (model/pen.py)")
 parser.add_argument("--written-digits", type=int, default=60000,
                     help="training digits whose centre lines the written lines are drawn from")
-parser.add_argument("--sizes", type=float, default=0.35,
+parser.add_argument("--sizes", type=float, default=pen.MOST_SIZES,
                     help="a written line's digits differ in height by up to +- this share (each line its own, from 0.1),"
-                         " and sit up to 0.04-0.12 heights off its line")
+                         f" and sit up to 0.04-{pen.MOST_BASELINES} heights off its line")
 parser.add_argument("--most-digits", type=int, default=8, help="training lines have 1 to this many digits")
 parser.add_argument("--pen", type=float, default=0.5,
                     help="share of the other lines whose bitmaps are redrawn along their centre lines at 28 px")
@@ -58,6 +58,8 @@ parser.add_argument("--threads", type=int, default=None, help="CPU threads (defa
 parser.add_argument("--data-dir", default=None, help=f"MNIST folder (default: $MNIST_DIR or {mnist.DEFAULT_DIR})")
 parser.add_argument("--out", default=str(checkpoint.LINES_WEIGHTS), help="weights file; metadata goes beside it")
 args = parser.parse_args()
+if not 0.1 <= args.sizes <= pen.MOST_SIZES:
+    parser.error(f"--sizes must be within 0.1-{pen.MOST_SIZES}")
 
 try:
     device = provenance.setup(args.device, args.threads, args.seed)
@@ -104,7 +106,7 @@ def written_lines(images: torch.Tensor, labels: torch.Tensor, count: int, seed: 
         way = rng.choice(ways)
         gaps = [rng.choice(list(pen.GAPS)) if way == "mixed" else way for _ in chosen[1:]]
         # Some hands keep their digits one size and on one line, some do not.
-        sizes, baselines = rng.uniform(0.1, args.sizes), rng.uniform(0.04, 0.12)
+        sizes, baselines = rng.uniform(0.1, args.sizes), rng.uniform(0.04, pen.MOST_BASELINES)
         xs.append(to_line(pen.compose([strokes[i] for i in chosen], gaps, rng, sizes, baselines)))
         ys.append(labels[pool[chosen]].numpy())
     return xs, ys

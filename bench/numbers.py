@@ -48,7 +48,7 @@ from bench.drawn import KINDS, colours, phone_sheet
 from bench.serve import Gunicorn, timeit
 from model import mnist
 from model.checkpoint import DEFAULT_WEIGHTS
-from model.pen import BASELINES, GAPS, SIZES, Written, centre_lines, write
+from model.pen import BASELINES, GAPS, MOST_BASELINES, MOST_SIZES, SIZES, Written, centre_lines, write
 from tests.drawing import camera, sheet
 
 CANVAS_KINDS = [k for k in KINDS if k != "photo of paper"]
@@ -225,7 +225,8 @@ def main() -> None:
     timed = numbers_of(images, labels, 4 * args.timed, rng, lengths=[4])
     photos = photographed(images, labels, args.photos, rng)
     uphill = numbers_of(images, labels, args.uphill, rng, lengths=range(2, 7), tilt=(4, 12))
-    mixed = numbers_of(images, labels, args.mixed_sizes, rng, lengths=range(2, 7), sizes=0.35, baselines=0.12)
+    mixed = numbers_of(images, labels, args.mixed_sizes, rng, lengths=range(2, 7), sizes=MOST_SIZES,
+                       baselines=MOST_BASELINES)
 
     server = None if args.url else Gunicorn("app:create_app()", workers=2)
     url = args.url or server.url
@@ -311,8 +312,9 @@ def main() -> None:
     print(f"\n{len(uphill)} numbers of 2-6 MNIST test digits written on a line that climbs or falls 4-12 degrees, "
           f"every canvas kind, through {url}/predict/number:\n")
     print_by_gap("numbers off level", uphill, *from_uphill, [baseline(data, classifier) for data, _, _ in uphill])
-    print(f"\n{len(mixed)} numbers of 2-6 MNIST test digits, each digit 0.65-1.35 times the number's height and up to "
-          f"0.12 heights off its line, every canvas kind, through {url}/predict/number:\n")
+    print(f"\n{len(mixed)} numbers of 2-6 MNIST test digits, each digit {1 - MOST_SIZES:.2f}-{1 + MOST_SIZES:.2f} times "
+          f"the number's height and up to {MOST_BASELINES} heights off its line, every canvas kind, "
+          f"through {url}/predict/number:\n")
     print_by_gap("digits of mixed sizes", mixed, *from_mixed, [baseline(data, classifier) for data, _, _ in mixed])
 
     times = reading_times(timed)

@@ -33,6 +33,7 @@ GAPS = {
 }
 SIZES = 0.15      # a digit's height is the number's times 1 +- up to this...
 BASELINES = 0.08  # ...and its bottom up to this many heights above or below the line
+MOST_SIZES, MOST_BASELINES = 0.35, 0.12  # as far as either can go: the canvas's margins hold no more
 SUBPIXEL = 4  # cv2.line's fixed-point precision (shift=2)
 COVERED = 0.03  # digit heights: a pen stroke this close to one drawn before adds no ink (the
                 # thinnest brush `compose` uses is 0.05 heights wide)
@@ -104,8 +105,9 @@ def compose(items: Sequence[tuple[np.ndarray, float]], gaps: Sequence[str], rng:
 def write(items: Sequence[tuple[np.ndarray, float]], gaps: Sequence[str], rng: random.Random,
           sizes: float = SIZES, baselines: float = BASELINES) -> Written:
     """`compose`'s number, with the strokes that drew it."""
-    if not (0 <= sizes <= 0.35 and 0 <= baselines <= 0.12):
-        raise ValueError("sizes must be within 0-0.35 and baselines within 0-0.12: the canvas's margins hold no more")
+    if not (0 <= sizes <= MOST_SIZES and 0 <= baselines <= MOST_BASELINES):
+        raise ValueError(f"sizes must be within 0-{MOST_SIZES} and baselines within 0-{MOST_BASELINES}: "
+                         "the canvas's margins hold no more")
     base = rng.uniform(40, 110)
     brush = max(1.5, base * rng.uniform(0.05, 0.16))
     heights = [base * rng.uniform(1 - sizes, 1 + sizes) for _ in items]
