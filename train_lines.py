@@ -36,6 +36,10 @@ from model.net import MNIST_MEAN, MNIST_STD, LineNet
 # -----------------------------------------------------------------------------
 # configuration
 
+# The evenest hand a written line stands for: its digits' heights still differ by 10%, their
+# bottoms by 0.04 heights (the most uneven is pen.MOST_SIZES, pen.MOST_BASELINES).
+EVEN_SIZES, EVEN_BASELINES = 0.1, 0.04
+
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 parser.add_argument("--lines", type=int, default=480000, help="training lines")
 parser.add_argument("--written", type=float, default=0.75,
@@ -43,8 +47,8 @@ parser.add_argument("--written", type=float, default=0.75,
 parser.add_argument("--written-digits", type=int, default=60000,
                     help="training digits whose centre lines the written lines are drawn from")
 parser.add_argument("--sizes", type=float, default=pen.MOST_SIZES,
-                    help="a written line's digits differ in height by up to +- this share (each line its own, from 0.1),"
-                         f" and sit up to 0.04-{pen.MOST_BASELINES} heights off its line")
+                    help="a written line's digits differ in height by up to +- this share (each line its own, from "
+                         f"{EVEN_SIZES}), and sit up to {EVEN_BASELINES}-{pen.MOST_BASELINES} heights off its line")
 parser.add_argument("--most-digits", type=int, default=8, help="training lines have 1 to this many digits")
 parser.add_argument("--pen", type=float, default=0.5,
                     help="share of the other lines whose bitmaps are redrawn along their centre lines at 28 px")
@@ -58,8 +62,8 @@ parser.add_argument("--threads", type=int, default=None, help="CPU threads (defa
 parser.add_argument("--data-dir", default=None, help=f"MNIST folder (default: $MNIST_DIR or {mnist.DEFAULT_DIR})")
 parser.add_argument("--out", default=str(checkpoint.LINES_WEIGHTS), help="weights file; metadata goes beside it")
 args = parser.parse_args()
-if not 0.1 <= args.sizes <= pen.MOST_SIZES:
-    parser.error(f"--sizes must be within 0.1-{pen.MOST_SIZES}")
+if not EVEN_SIZES <= args.sizes <= pen.MOST_SIZES:
+    parser.error(f"--sizes must be within {EVEN_SIZES}-{pen.MOST_SIZES}")
 
 try:
     device = provenance.setup(args.device, args.threads, args.seed)
@@ -106,7 +110,7 @@ def written_lines(images: torch.Tensor, labels: torch.Tensor, count: int, seed: 
         way = rng.choice(ways)
         gaps = [rng.choice(list(pen.GAPS)) if way == "mixed" else way for _ in chosen[1:]]
         # Some hands keep their digits one size and on one line, some do not.
-        sizes, baselines = rng.uniform(0.1, args.sizes), rng.uniform(0.04, pen.MOST_BASELINES)
+        sizes, baselines = rng.uniform(EVEN_SIZES, args.sizes), rng.uniform(EVEN_BASELINES, pen.MOST_BASELINES)
         xs.append(to_line(pen.compose([strokes[i] for i in chosen], gaps, rng, sizes, baselines)))
         ys.append(labels[pool[chosen]].numpy())
     return xs, ys
