@@ -60,6 +60,8 @@ LINE_WIDTH = 1.2       # groups at least this many heights wide are weighed by t
 LINE_DOUBT = 0.5       # and narrower ones the segment reader doubts are one digit (a 1 run into its
                        # neighbour); one it takes for a digit is most often one odd digit, best not split
 LINE_OVERRIDE = 3.0    # log-likelihood by which the line reader's own reading must beat the cuts'
+LONE_OVERRIDE = 6.0    # and by which its reading of several digits must beat a lone digit's: single
+                       # digits it reads as two are at most 4.5 less likely than that digit (2,994 drawn)
 STRAY = 0.15           # a group whose middle is further than this many heights off the number's line is moved back
 LEVEL_SPAN = 1.5       # digits' middles this many heights apart or more tell which way the line runs
 
@@ -239,7 +241,8 @@ def read_number(ink_map: np.ndarray, masks: Sequence[np.ndarray], reader: Reader
     the longer side of the whole ink map, where `ink_map` is the part of it that holds the ink.
 
     A lone digit is read from exactly the field `preprocess` makes of the whole drawing, so it
-    gets exactly /predict's answer. A number of several is read by its groups, then by the line
+    gets exactly /predict's answer, unless the line reader is far surer that it is two digits run
+    together (`_read_as_a_line`). A number of several is read by its groups, then by the line
     reader as a whole: its own reading stands where it is far likelier than the groups' (a 1 run
     into its neighbour and read as part of it, a digit whose stroke broke in two).
 
@@ -278,10 +281,8 @@ def read_number(ink_map: np.ndarray, masks: Sequence[np.ndarray], reader: Reader
             digits.extend(_in_pixels_of(_read_group(part, field, p, w, reader, runs), scale, (x0, y0)))
         if len(digits) > max_digits:
             raise TooManyDigitsError(len(digits), max_digits)
-    if len(digits) > 1:
-        number = _together(ink_map.shape, inks, origins)
-        return _read_as_a_line(number, _level(number, inks, origins, digits), digits, reader, max_digits)
-    return digits
+    number = _together(ink_map.shape, inks, origins)
+    return _read_as_a_line(number, _level(number, inks, origins, digits), digits, reader, max_digits)
 
 
 def _ink_under(area: np.ndarray, ink: np.ndarray) -> np.ndarray:
@@ -316,13 +317,16 @@ def _read_as_a_line(ink: np.ndarray, level: np.ndarray, digits: list[Digit], rea
                     max_digits: int) -> list[Digit]:
     """`digits` as the groups read them, or the line reader's own reading of the whole number
     (`level`, the same columns as `ink`) where it is far likelier (LINE_OVERRIDE) and every digit
-    of it has ink of its own."""
+    of it has ink of its own. A lone digit stays /predict's unless the line reader finds several
+    digits there and is surer still (LONE_OVERRIDE): two digits run together in one stroke ("91")
+    are read at a glance as one."""
     line, found, own = _line_reading(level, reader)
     read = _spelling(d.probabilities for d in digits)
-    if not own or own == read or len(own) > max_digits:
+    lone = len(digits) == 1
+    if not own or own == read or len(own) > max_digits or (lone and len(own) == 1):
         return digits
     fit, own_fit = line.likelihoods([read, own])
-    if own_fit > fit + LINE_OVERRIDE:
+    if own_fit > fit + (LONE_OVERRIDE if lone else LINE_OVERRIDE):
         return _digits_along_line(ink, found) or digits
     return digits
 
