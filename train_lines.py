@@ -41,7 +41,7 @@ from model.net import MNIST_MEAN, MNIST_STD, LineNet
 EVEN_SIZES, EVEN_BASELINES = 0.1, 0.04
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-parser.add_argument("--lines", type=int, default=640000, help="training lines")
+parser.add_argument("--lines", type=int, default=480000, help="training lines")
 parser.add_argument("--written", type=float, default=0.75,
                     help="share of lines written out stroke by stroke at full size (model/pen.py)")
 parser.add_argument("--written-digits", type=int, default=60000,
