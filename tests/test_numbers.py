@@ -164,8 +164,8 @@ def stretched_zero(stretch: float) -> bytes:
 def test_a_broad_digit_both_models_take_for_one_is_not_read_again_as_a_line():
     # A 0 drawn 1.7 heights wide: too broad to pass as one digit at a glance, so it is cut; when
     # both models take the whole for one digit more likely than not, the line reader (which would
-    # rather find "00") does not weigh the cuts, and the 0 stays one digit. It reads one line
-    # either way: the whole number's.
+    # rather find "00") does not weigh the cuts, and the 0 stays one digit. The whole number is
+    # read as a line either way; weighing the cuts is a second line.
     broad_zero = stretched_zero(3.1)
     for sure in (0.99, 0.6):
         reader = SureReader(sure)
@@ -232,7 +232,7 @@ def test_the_line_reader_reading_the_whole_number_far_likelier_stands():
     assert read(data, SpellingReader("42", sureness=1)) == "00"
 
 
-def test_a_lone_digit_the_line_reader_is_far_surer_is_two_is_read_as_two():
+def test_a_lone_group_the_line_reader_is_far_surer_holds_two_digits_is_read_as_two():
     # Two digits run together in one stroke ("91") make one group that passes at a glance for one
     # digit. The line reader parts it only where it finds several digits and is far surer of them.
     data = picture("0", gap=0.3)  # one group, which SureReader reads as a sure 0

@@ -60,8 +60,8 @@ LINE_WIDTH = 1.2       # groups at least this many heights wide are weighed by t
 LINE_DOUBT = 0.5       # and narrower ones the segment reader doubts are one digit (a 1 run into its
                        # neighbour); one it takes for a digit is most often one odd digit, best not split
 LINE_OVERRIDE = 3.0    # log-likelihood by which the line reader's own reading must beat the cuts'
-LONE_OVERRIDE = 6.0    # and by which its reading of several digits must beat a lone digit's: single
-                       # digits it reads as two are at most 4.5 less likely than that digit (2,994 drawn)
+LONE_OVERRIDE = 6.0    # and by which its reading of several digits must beat a lone digit's (of 2,994
+                       # single digits drawn, none it read as several was more than 4.5 likelier so)
 STRAY = 0.15           # a group whose middle is further than this many heights off the number's line is moved back
 LEVEL_SPAN = 1.5       # digits' middles this many heights apart or more tell which way the line runs
 
