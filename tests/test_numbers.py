@@ -232,6 +232,14 @@ def test_the_line_reader_reading_the_whole_number_far_likelier_stands():
     assert read(data, SpellingReader("42", sureness=1)) == "00"
 
 
+def test_the_line_reader_finding_a_digit_the_groups_lost_needs_less_to_stand():
+    # A 1 run into its neighbour is lost from the groups' reading; a reading with a digit more than
+    # theirs stands on a smaller margin (LINE_MORE) than one that reads their digits otherwise.
+    data = picture("42", gap=0.35)  # two groups, each a sure 0 to SureReader
+    assert read(data, SpellingReader("000", sureness=2)) == "000"  # 1.2 likelier than "00"
+    assert read(data, SpellingReader("42", sureness=1)) == "00"    # 1.3 likelier
+
+
 def test_a_lone_group_the_line_reader_is_far_surer_holds_two_digits_is_read_as_two():
     # Two digits run together in one stroke ("91") make one group that passes at a glance for one
     # digit. The line reader parts it only where it finds several digits and is far surer of them.

@@ -60,6 +60,7 @@ LINE_WIDTH = 1.2       # groups at least this many heights wide are weighed by t
 LINE_DOUBT = 0.5       # and narrower ones the segment reader doubts are one digit (a 1 run into its
                        # neighbour); one it takes for a digit is most often one odd digit, best not split
 LINE_OVERRIDE = 3.0    # log-likelihood by which the line reader's own reading must beat the cuts'
+LINE_MORE = 0.5        # or the groups', where it finds more digits than they do (a 1 lost inside its neighbour)
 LONE_OVERRIDE = 6.0    # and by which its reading of several digits must beat a lone digit's (of 2,994
                        # single digits drawn, none it read as several was more than 4.5 likelier so)
 STRAY = 0.15           # a group whose middle is further than this many heights off the number's line is moved back
@@ -326,7 +327,8 @@ def _read_as_a_line(ink: np.ndarray, level: np.ndarray, digits: list[Digit], rea
     if not own or own == read or len(own) > max_digits or (lone and len(own) == 1):
         return digits
     fit, own_fit = line.likelihoods([read, own])
-    if own_fit > fit + (LONE_OVERRIDE if lone else LINE_OVERRIDE):
+    margin = LONE_OVERRIDE if lone else LINE_MORE if len(own) > len(read) else LINE_OVERRIDE
+    if own_fit > fit + margin:
         return _digits_along_line(ink, found) or digits
     return digits
 
