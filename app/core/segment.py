@@ -60,7 +60,8 @@ LINE_WIDTH = 1.2       # groups at least this many heights wide are weighed by t
 LINE_DOUBT = 0.5       # and narrower ones the segment reader doubts are one digit (a 1 run into its
                        # neighbour); one it takes for a digit is most often one odd digit, best not split
 LINE_OVERRIDE = 3.0    # log-likelihood by which the line reader's own reading must beat the cuts'
-LINE_MORE = 0.5        # or the groups', where it finds more digits than they do (a 1 lost inside its neighbour)
+LINE_MORE = 0.5        # and the whole number's groups' where it finds more digits than they do (one lost
+                       # inside its neighbour); LINE_OVERRIDE where it reads them otherwise
 LONE_OVERRIDE = 6.0    # and by which its reading of several digits must beat a lone digit's (of 2,994
                        # single digits drawn, none it read as several was more than 4.5 likelier so)
 STRAY = 0.15           # a group whose middle is further than this many heights off the number's line is moved back
@@ -317,8 +318,8 @@ def _line_reading(ink: np.ndarray, reader: Reader) -> tuple[LineReading, list[tu
 def _read_as_a_line(ink: np.ndarray, level: np.ndarray, digits: list[Digit], reader: Reader,
                     max_digits: int) -> list[Digit]:
     """`digits` as the groups read them, or the line reader's own reading of the whole number
-    (`level`, the same columns as `ink`) where it is far likelier (LINE_OVERRIDE) and every digit
-    of it has ink of its own. A lone digit stays /predict's unless the line reader finds several
+    (`level`, the same columns as `ink`) where it is far likelier (LINE_OVERRIDE; LINE_MORE where
+    it finds more digits) and every digit of it has ink of its own. A lone digit stays /predict's unless the line reader finds several
     digits there and is surer still (LONE_OVERRIDE): two digits run together in one stroke ("91")
     are read at a glance as one."""
     line, found, own = _line_reading(level, reader)
