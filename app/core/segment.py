@@ -318,20 +318,26 @@ def _line_reading(ink: np.ndarray, reader: Reader) -> tuple[LineReading, list[tu
 def _read_as_a_line(ink: np.ndarray, level: np.ndarray, digits: list[Digit], reader: Reader,
                     max_digits: int) -> list[Digit]:
     """`digits` as the groups read them, or the line reader's own reading of the whole number
-    (`level`, the same columns as `ink`) where it is far likelier (LINE_OVERRIDE; LINE_MORE where
-    it finds more digits) and every digit of it has ink of its own. A lone digit stays /predict's unless the line reader finds several
-    digits there and is surer still (LONE_OVERRIDE): two digits run together in one stroke ("91")
-    are read at a glance as one."""
+    (`level`, the same columns as `ink`) where it is far likelier (`_margin`) and every digit of it
+    has ink of its own."""
     line, found, own = _line_reading(level, reader)
     read = _spelling(d.probabilities for d in digits)
-    lone = len(digits) == 1
-    if not own or own == read or len(own) > max_digits or (lone and len(own) == 1):
+    margin = _margin(read, own)
+    if not own or own == read or len(own) > max_digits or margin == np.inf:
         return digits
     fit, own_fit = line.likelihoods([read, own])
-    margin = LONE_OVERRIDE if lone else LINE_MORE if len(own) > len(read) else LINE_OVERRIDE
     if own_fit > fit + margin:
         return _digits_along_line(ink, found) or digits
     return digits
+
+
+def _margin(read: str, own: str) -> float:
+    """How much likelier (log-likelihood) the line reader's own reading must be than the groups'
+    to replace it. A lone digit stays /predict's unless the line reader finds several digits there
+    (two run together in one stroke, "91", pass at a glance for one) and is surer still."""
+    if len(read) == 1:
+        return LONE_OVERRIDE if len(own) > 1 else np.inf
+    return LINE_MORE if len(own) > len(read) else LINE_OVERRIDE
 
 
 def _level(number: np.ndarray, inks: Sequence[np.ndarray], origins: Sequence[tuple[int, int]],
