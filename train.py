@@ -27,7 +27,7 @@ from tqdm import tqdm
 from model import checkpoint, mnist, provenance
 from model import corrections as corrections_data
 from model.augment import augment, augment_gently, restroke, skeletonize
-from model.net import MNIST_MEAN, MNIST_STD, DigitNet
+from model.net import DIGIT_CHANNELS, MNIST_MEAN, MNIST_STD, DigitNet
 
 # -----------------------------------------------------------------------------
 # configuration
@@ -41,6 +41,9 @@ parser.add_argument("--weight-decay", type=float, default=5e-4)
 parser.add_argument("--label-smoothing", type=float, default=0.1)
 parser.add_argument("--restroke", type=float, default=0.5,
                     help="share of training digits redrawn along their centre lines with a round brush")
+parser.add_argument("--channels", type=int, nargs=5, default=None, metavar="C",
+                    help=f"widths of the five convolutions (default: {' '.join(map(str, DIGIT_CHANNELS))}; "
+                    "a fine-tuned model keeps its own)")
 parser.add_argument("--no-augment", action="store_true", help="train on plain MNIST (for comparison)")
 parser.add_argument("--seed", type=int, default=0)
 parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
@@ -60,6 +63,9 @@ parser.add_argument("--corrections-share", type=float, default=0.125,
 args = parser.parse_args()
 if bool(args.finetune) != bool(args.corrections):
     parser.error("--finetune and --corrections go together: corrections teach a model that is already trained")
+if args.finetune and args.channels:
+    parser.error("--channels shapes a new network; fine-tuning keeps the widths of the model it starts from")
+args.channels = None if args.finetune else args.channels or list(DIGIT_CHANNELS)
 args.epochs = args.epochs or (2 if args.finetune else 16)
 args.lr = args.lr or (0.01 if args.finetune else 0.1)
 args.out = args.out or (str(Path(args.finetune).with_name(Path(args.finetune).stem + "-finetuned.safetensors"))
@@ -116,7 +122,7 @@ if args.finetune:
     except checkpoint.ModelError as exc:
         sys.exit(f"error: {exc}")
 else:
-    net, base = DigitNet(), None
+    net, base = DigitNet(tuple(args.channels)), None
 net = net.to(device).to(memory_format=torch.channels_last).train()
 # When fine-tuning, the model as it was, frozen: its answers on MNIST are part of what is kept.
 teacher = copy.deepcopy(net).eval().requires_grad_(False) if args.finetune and args.distill else None

@@ -31,7 +31,7 @@ from app.core.preprocess import to_line
 from model import checkpoint, mnist, pen, provenance
 from model.augment import restroke, skeletonize
 from model.lines import line
-from model.net import MNIST_MEAN, MNIST_STD, LineNet
+from model.net import LINE_CHANNELS, MNIST_MEAN, MNIST_STD, LineNet
 
 # -----------------------------------------------------------------------------
 # configuration
@@ -52,6 +52,8 @@ parser.add_argument("--sizes", type=float, default=pen.MOST_SIZES,
 parser.add_argument("--most-digits", type=int, default=8, help="training lines have 1 to this many digits")
 parser.add_argument("--pen", type=float, default=0.5,
                     help="share of the other lines whose bitmaps are redrawn along their centre lines at 28 px")
+parser.add_argument("--channels", type=int, nargs=4, default=list(LINE_CHANNELS), metavar="C",
+                    help="widths of the four convolutions that pool a line's height away")
 parser.add_argument("--epochs", type=int, default=4)
 parser.add_argument("--batch-size", type=int, default=64)
 parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of the one-cycle schedule")
@@ -161,7 +163,7 @@ batches = [order[i:i + args.batch_size] for i in range(0, len(order), args.batch
 # -----------------------------------------------------------------------------
 # model and optimiser
 
-net = LineNet().to(device)
+net = LineNet(tuple(args.channels)).to(device)
 optimizer = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
 schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=args.epochs * len(batches))
 

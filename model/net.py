@@ -8,6 +8,10 @@ from torch import nn
 # MNIST pixel statistics; the network normalises its own input, so callers pass [0, 1] images.
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
+# The shipped networks' widths (train.py's and train_lines.py's --channels); their checkpoints
+# record their own, so a model trained wider or narrower loads all the same.
+DIGIT_CHANNELS = (16, 32, 32, 64, 64)
+LINE_CHANNELS = (16, 32, 64, 64)
 
 
 def _conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
@@ -26,7 +30,7 @@ class DigitNet(nn.Module):
     sits at the lower resolutions, where it is cheap.
     """
 
-    def __init__(self, channels: tuple[int, ...] = (16, 32, 32, 64, 64), classes: int = 10) -> None:
+    def __init__(self, channels: tuple[int, ...] = DIGIT_CHANNELS, classes: int = 10) -> None:
         super().__init__()
         c1, c2, c3, c4, c5 = channels
         self.channels = tuple(channels)
@@ -54,7 +58,7 @@ class LineNet(nn.Module):
     pool the height away (28 -> 3 px); two 1-D convolutions along the width see about two digits.
     """
 
-    def __init__(self, channels: tuple[int, ...] = (16, 32, 64, 64), classes: int = 11) -> None:
+    def __init__(self, channels: tuple[int, ...] = LINE_CHANNELS, classes: int = 11) -> None:
         super().__init__()
         c1, c2, c3, c4 = channels
         self.channels = tuple(channels)

@@ -40,14 +40,29 @@ def test_quick_run_writes_a_model_that_loads_and_is_deterministic(tmp_path, mnis
 
 
 @pytest.mark.slow
+def test_a_digit_model_of_other_widths_is_served_like_the_shipped_one(tmp_path, mnist_dir):
+    from app.core.classifier import Classifier
+
+    out = tmp_path / "narrow.safetensors"
+    result = run_train(out, mnist_dir, "--channels", "8", "8", "16", "16", "32")
+    assert result.returncode == 0, result.stderr
+    meta = json.loads(checkpoint.metadata_path(out).read_text())
+    assert meta["architecture"] == {"name": "DigitNet", "channels": [8, 8, 16, 16, 32], "classes": 10}
+    probabilities = Classifier(out, "cpu").probabilities(torch.rand(2, 28, 28).numpy())
+    assert probabilities.shape == (2, 10) and abs(probabilities.sum(1) - 1).max() < 1e-5
+
+
+@pytest.mark.slow
 def test_line_reader_quick_run_writes_a_model_the_service_reads_with(tmp_path, mnist_dir):
     from app.core.classifier import LineReader
 
     out = tmp_path / "lines.safetensors"
-    result = run_script("train_lines.py", out, mnist_dir, "--lines", "256", "--written-digits", "64")
+    result = run_script("train_lines.py", out, mnist_dir, "--lines", "256", "--written-digits", "64",
+                        "--channels", "8", "8", "16", "16")
     assert result.returncode == 0, result.stderr
     meta = json.loads(checkpoint.metadata_path(out).read_text())
-    assert meta["architecture"]["name"] == "LineNet" and meta["train_lines"] == 256
+    assert meta["architecture"] == {"name": "LineNet", "channels": [8, 8, 16, 16], "classes": 11}
+    assert meta["train_lines"] == 256
     assert 0 <= meta["test"]["line_accuracy"] <= 1 and len(meta["history"]) == 1
     scores = LineReader(out, "cpu").read(torch.rand(28, 120).numpy()).likelihoods(["1", "42", "9" * 40])
     assert scores.shape == (3,) and scores[2] == float("-inf")  # 40 digits cannot fit 30 steps
@@ -161,6 +176,13 @@ def test_finetune_needs_both_a_model_and_corrections(tmp_path):
         result = subprocess.run([sys.executable, "train.py", *extra], cwd=ROOT, capture_output=True, text=True,
                                 timeout=120)
         assert result.returncode == 2 and "go together" in result.stderr
+
+
+def test_finetune_keeps_the_widths_of_the_model_it_starts_from():
+    result = subprocess.run([sys.executable, "train.py", "--finetune", str(checkpoint.DEFAULT_WEIGHTS),
+                             "--corrections", "x.npz", "--channels", "8", "8", "16", "16", "32"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "--channels" in result.stderr and "fine-tuning keeps" in result.stderr
 
 
 def test_finetune_refuses_an_unreadable_export_in_one_line(tmp_path, mnist_dir):
