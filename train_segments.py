@@ -23,7 +23,7 @@ from tqdm import tqdm
 from model import checkpoint, mnist, provenance
 from model.augment import augment, restroke, skeletonize
 from model.lines import JUNK, examples
-from model.net import MNIST_MEAN, MNIST_STD, DigitNet
+from model.net import MNIST_MEAN, MNIST_STD, SEGMENT_CHANNELS, DigitNet
 
 # -----------------------------------------------------------------------------
 # configuration
@@ -34,7 +34,7 @@ parser.add_argument("--epochs", type=int, default=5)
 parser.add_argument("--batch-size", type=int, default=128)
 parser.add_argument("--lr", type=float, default=0.05, help="peak learning rate of the one-cycle schedule")
 parser.add_argument("--weight-decay", type=float, default=5e-4)
-parser.add_argument("--channels", type=int, nargs=5, default=[8, 16, 16, 32, 32], metavar="C",
+parser.add_argument("--channels", type=int, nargs=5, default=list(SEGMENT_CHANNELS), metavar="C",
                     help="widths of the five convolutions (each candidate piece of a number goes through them)")
 parser.add_argument("--seed", type=int, default=0)
 parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")

@@ -8,10 +8,11 @@ from torch import nn
 # MNIST pixel statistics; the network normalises its own input, so callers pass [0, 1] images.
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
-# The shipped networks' widths (train.py's and train_lines.py's --channels); their checkpoints
-# record their own, so a model trained wider or narrower loads all the same.
-DIGIT_CHANNELS = (16, 32, 32, 64, 64)
-LINE_CHANNELS = (16, 32, 64, 64)
+# The shipped networks' widths (the training scripts' --channels); their checkpoints record their
+# own, so a model trained wider or narrower loads all the same.
+DIGIT_CHANNELS = (16, 32, 32, 64, 64)    # train.py: the digit classifier
+SEGMENT_CHANNELS = (8, 16, 16, 32, 32)   # train_segments.py: a DigitNet at half the width, 11 classes
+LINE_CHANNELS = (16, 32, 64, 64)         # train_lines.py: the line reader
 
 
 def _conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
