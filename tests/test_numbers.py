@@ -203,6 +203,36 @@ def test_a_narrow_group_the_segment_reader_doubts_is_weighed_as_a_line():
     assert (doubted.lines_read, taken.lines_read) == (2, 1)  # the group's line, then the whole number's
 
 
+class PieceCounter(SureReader):
+    """The service's own models, counting the pieces the segment reader is asked about; with
+    `blank_line`, SureReader's line reader instead, whose own reading (none) no cut ever spells."""
+
+    def __init__(self, reader, blank_line: bool = False) -> None:
+        super().__init__(0.5)
+        self.reader, self.blank_line, self.pieces = reader, blank_line, 0
+
+    def digits(self, fields: np.ndarray) -> np.ndarray:
+        return self.reader.digits(fields)
+
+    def wholeness(self, fields: np.ndarray) -> np.ndarray:
+        self.pieces += len(fields)
+        return self.reader.wholeness(fields)
+
+    def read_line(self, line: np.ndarray) -> LineReading:
+        return super().read_line(line) if self.blank_line else self.reader.read_line(line)
+
+
+def test_touching_digits_are_cut_along_every_seam_only_where_the_deepest_leave_the_line_reader_unsure(reader):
+    # Cut along its deepest seams only, the touching group reads as the line reader reads it on
+    # its own: that reading stands. Where the two differ, the group is cut along every seam and
+    # weighed again, which asks the segment reader about more pieces than the first cut held.
+    data = touching("2026")
+    agreeing, differing = PieceCounter(reader), PieceCounter(reader, blank_line=True)
+    assert read(data, agreeing) == "2026"
+    read(data, differing)
+    assert differing.pieces - agreeing.pieces > agreeing.pieces
+
+
 class SpellingReader(SureReader):
     """SureReader (every group a sure 0), with a line reader that spells `digits` evenly along
     the line, each ahead of the next likeliest class by `sureness` in log-odds."""
