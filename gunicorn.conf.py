@@ -53,11 +53,19 @@ loglevel = os.environ.get("DIGITPAD_LOG_LEVEL", "info")
 
 # Prometheus metrics from every worker, added up at /metrics: each process writes its own
 # files in one folder, fresh for each server start.
-_own_metrics_dir = None
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    import atexit
+    import shutil
     import tempfile
 
     _own_metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="digitpad-metrics-")
+    _master = os.getpid()
+
+    @atexit.register
+    def _remove_own_metrics_dir() -> None:
+        # However the master exits (stopped, or an app that would not load); never as a worker exits.
+        if os.getpid() == _master:
+            shutil.rmtree(_own_metrics_dir, ignore_errors=True)
 
 
 def child_exit(server, worker):
@@ -72,13 +80,6 @@ def post_worker_init(worker):
     from app.core import runtime
 
     runtime.open_sessions()
-
-
-def on_exit(server):
-    if _own_metrics_dir:
-        import shutil
-
-        shutil.rmtree(_own_metrics_dir, ignore_errors=True)
 
 
 # Requests too malformed to reach the app (a control character in a header, a broken
