@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from app.core.preprocess import INK_THRESHOLD, NoDigitError, to_line, to_mnist
-from app.core.segment import cuts
+from app.core.segment.cuts import cuts
 
 JUNK = 10
 WHOLE = 0.9     # a piece with this share of one digit's ink...

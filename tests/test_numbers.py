@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from app.core import segment
+from app.core.segment.number import CUT_HEIGHT, SPLIT_WIDTH
+from app.core.segment.pieces import pieces_from_ink
 from app.core.classifier import STEP, LineReading
 from app.core.preprocess import INK_THRESHOLD, NoDigitError, decode, ink, to_line
 from tests.drawing import encode, number, paths, picture, render
@@ -55,7 +57,7 @@ def touching(digits: str) -> bytes:
     """The digits drawn closer and closer, until their ink touches."""
     for gap in np.arange(0.0, -0.5, -0.02):
         data = picture(digits, gap=float(gap), brush=11)
-        if len(segment.pieces_from_ink(ink(decode(data)))) < len(digits):
+        if len(pieces_from_ink(ink(decode(data)))) < len(digits):
             return data
     raise AssertionError(f"{digits} never touch")
 
@@ -170,7 +172,7 @@ def test_a_broad_digit_both_models_take_for_one_is_not_read_again_as_a_line():
     for sure in (0.99, 0.6):
         reader = SureReader(sure)
         digits = segment.read_image(broad_zero, reader, 16)
-        assert [d.box[2] > segment.SPLIT_WIDTH * d.box[3] for d in digits] == [True]
+        assert [d.box[2] > SPLIT_WIDTH * d.box[3] for d in digits] == [True]
         assert reader.lines_read == 1
     reader = SureReader(0.4)
     segment.read_image(broad_zero, reader, 16)
@@ -188,7 +190,7 @@ def test_a_digit_both_models_take_for_one_is_read_at_a_glance():
         assert reader.asked == asked
         if sure > 0.5:
             [(_, _, width, height)] = [d.box for d in digits]
-            assert 1.0 < width / height < segment.SPLIT_WIDTH
+            assert 1.0 < width / height < SPLIT_WIDTH
 
 
 def test_a_narrow_group_the_segment_reader_doubts_is_weighed_as_a_line():
@@ -348,7 +350,7 @@ def test_digits_cut_apart_have_boxes_in_the_images_pixels(client):
     data = touching("2026")
     ink_map = ink(decode(data))
     rows, cols = np.flatnonzero(ink_map.max(1) > INK_THRESHOLD), np.flatnonzero(ink_map.max(0) > INK_THRESHOLD)
-    assert rows[-1] - rows[0] > 2 * segment.CUT_HEIGHT  # so the cutting happens at a smaller scale
+    assert rows[-1] - rows[0] > 2 * CUT_HEIGHT  # so the cutting happens at a smaller scale
     answer = client.post("/predict/number", data=data, content_type="image/png").json
     boxes = [d["box"] for d in answer["digits"]]
     assert answer["number"] == "2026"
