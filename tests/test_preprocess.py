@@ -208,7 +208,7 @@ def test_truncated_image_is_a_400():
 def test_pngs_read_the_same_whichever_library_decodes_them(mode, monkeypatch):
     """Wuffs decodes the common PNGs where it is installed; Pillow decodes every PNG elsewhere.
     Both must give preprocessing the same pixels."""
-    from app.core import preprocess as module
+    from app.core.preprocess import decoding
 
     paper = None if "A" in mode else (250, 240, 200, 255)  # 700 px: the decoded picture is scaled down
     drawn = draw(3, canvas=(700, 300), paper=paper, ink=(20, 40, 160, 255))
@@ -221,7 +221,7 @@ def test_pngs_read_the_same_whichever_library_decodes_them(mode, monkeypatch):
     else:
         data = encode(drawn.convert(mode))
     fast = decode(data)
-    monkeypatch.setattr(module, "wuffs", None)
+    monkeypatch.setattr(decoding, "wuffs", None)
     slow = decode(data)
     assert fast.size == slow.size == (700, 300)
     np.testing.assert_array_equal(fast.colour, slow.colour)
@@ -299,7 +299,7 @@ def test_strokes_are_reshaped_with_the_brush_training_draws_with(radius, thicker
     """Preprocessing's NumPy brush and training's batched torch brush must stay the same shape."""
     import torch
 
-    from app.core.preprocess import _reshape_strokes
+    from app.core.preprocess.fields import _reshape_strokes
     from model.augment import dilate
 
     strokes = np.random.default_rng(radius).random((30, 20)).astype(np.float32) ** 4
