@@ -3,7 +3,7 @@
 MNIST test digits are thinned to their centre lines and redrawn as strokes of a round,
 fixed-width brush (not a scaled bitmap): any size from tiny to filling the canvas,
 anywhere on it, slightly rotated, on transparent, white, dark and coloured backgrounds,
-as PNG and JPEG. Each image goes through a real gunicorn server, and through the naive
+as PNG and JPEG, or cut out around the ink as from a scan, or written on paper and photographed. Each image goes through a real gunicorn server, and through the naive
 reference pipeline (whole canvas resized to 28x28, textbook model) for comparison.
 
     python -m bench.drawn                    # 2,000 digits, starts its own server
@@ -33,10 +33,10 @@ from bench.serve import Gunicorn
 from bench.textbook import load_or_train, naive_preprocess
 from model import mnist
 from model.pen import SUBPIXEL, centre_lines, place
-from tests.drawing import camera, sheet
+from tests.drawing import camera, cut_out, sheet
 
-KINDS = ["transparent PNG", "white PNG", "white JPEG", "dark PNG", "dark JPEG", "coloured PNG", "coloured JPEG",
-         "photo of paper"]
+CANVASES = ["transparent PNG", "white PNG", "white JPEG", "dark PNG", "dark JPEG", "coloured PNG", "coloured JPEG"]
+KINDS = [*CANVASES, "cut-out PNG", "cut-out JPEG", "photo of paper"]
 # Paper and ink for photos: (paper RGB, [ink RGB, ...]).
 PAPERS = [
     ((246, 244, 238), [(20, 24, 40), (25, 45, 140), (60, 60, 64), (15, 15, 15)]),     # white notebook
@@ -52,7 +52,7 @@ def colours(kind: str, rng: random.Random) -> tuple[tuple[int, ...], tuple[int, 
     """(ink, paper) for a kind of background; paper None is transparent."""
     if kind.startswith("transparent"):
         return (rng.randint(0, 60),) * 3 + (255,), None
-    if kind.startswith("white"):
+    if kind.startswith(("white", "cut-out")):  # a cut-out is a scan's: dark ink on white paper
         return (rng.randint(0, 70),) * 3 + (255,), (rng.randint(235, 255),) * 3 + (255,)
     if kind.startswith("dark"):
         return (rng.randint(200, 255),) * 3 + (255,), (rng.randint(0, 45),) * 3 + (255,)
@@ -64,7 +64,8 @@ def colours(kind: str, rng: random.Random) -> tuple[tuple[int, ...], tuple[int, 
 
 
 def render(digit: np.ndarray, kind: str, rng: random.Random) -> tuple[bytes, dict]:
-    """One MNIST digit drawn with a round brush on a canvas, encoded as the kind says."""
+    """One MNIST digit drawn with a round brush on a canvas, encoded as the kind says; a cut-out is
+    cut down to the box around its ink, as a script cuts a digit out of a scan."""
     segments, aspect = centre_lines(digit)
     canvas_w, canvas_h = rng.choice([(280, 280), (280, 280), (400, 400), (600, 400), (360, 640)])
     height = float(np.exp(rng.uniform(np.log(14), np.log(0.95 * min(canvas_h, canvas_w / max(aspect, 0.3))))))
@@ -85,6 +86,8 @@ def render(digit: np.ndarray, kind: str, rng: random.Random) -> tuple[bytes, dic
         for x, y in (a, b):
             pen.ellipse([x - r, y - r, x + r, y + r], fill=ink)
     image = image.resize((canvas_w, canvas_h), Image.Resampling.BOX)
+    if kind.startswith("cut-out"):
+        image = cut_out(image)
     buffer = io.BytesIO()
     if kind.endswith("JPEG"):
         image.convert("RGB").save(buffer, "JPEG", quality=rng.randint(60, 92))

@@ -44,14 +44,13 @@ from app.core.classifier import Classifier, NumberReader
 from app.core.preprocess import INK_THRESHOLD, NoDigitError, decode, ink, to_mnist
 from app.web import inputs
 from app.web.api import data_url
-from bench.drawn import KINDS, colours, phone_sheet
+from bench.drawn import CANVASES, colours, phone_sheet
 from bench.serve import Gunicorn, timeit
 from model import mnist
 from model.checkpoint import DEFAULT_WEIGHTS
 from model.pen import BASELINES, GAPS, MOST_BASELINES, MOST_SIZES, SIZES, Written, centre_lines, write
 from tests.drawing import camera, sheet
 
-CANVAS_KINDS = [k for k in KINDS if k != "photo of paper"]
 def encode(coverage: np.ndarray, kind: str, rng: random.Random) -> bytes:
     """The coverage map as the kind of image says: transparent, white, dark or coloured; PNG or JPEG."""
     ink_colour, paper = colours(kind, rng)
@@ -120,7 +119,7 @@ def numbers_of(images: torch.Tensor, labels: torch.Tensor, count: int, rng: rand
     numbers = []
     for n, (written, digits, gap, length) in enumerate(written_numbers(images, labels, count, rng, lengths,
                                                                        sizes, baselines)):
-        kind = CANVAS_KINDS[(n // (len(lengths) * len(GAPS))) % len(CANVAS_KINDS)]
+        kind = CANVASES[(n // (len(lengths) * len(GAPS))) % len(CANVASES)]
         info = {"gap": gap, "length": length, "kind": kind}
         coverage, paths = written.coverage, [path for digit in written.strokes for path in digit]
         if tilt:
@@ -282,7 +281,7 @@ def main() -> None:
     print("| numbers | count | digitpad, whole number | digitpad, digits right in place | baseline, whole number "
           "| the same drawn on the page (picture and strokes), whole number |")
     print("|---|---:|---:|---:|---:|---:|")
-    rows = ["all", *[f"gap: {g}" for g in GAPS], *[f"length {k}" for k in range(2, 9)], *CANVAS_KINDS]
+    rows = ["all", *[f"gap: {g}" for g in GAPS], *[f"length {k}" for k in range(2, 9)], *CANVASES]
     for name in rows:
         members = groups.get(name, [])
         if not members:

@@ -10,7 +10,7 @@ from PIL import Image, ImageOps
 from scipy import ndimage
 
 from app.core.preprocess import ImageError, NoDigitError, components, decode, ink, preprocess, to_png
-from tests.drawing import camera, draw, encode, on_desk, photo, sheet
+from tests.drawing import camera, cut_out, draw, encode, on_desk, photo, sheet
 
 WHITE, BLACK = (255, 255, 255, 255), (0, 0, 0, 255)
 
@@ -44,6 +44,12 @@ CASES = {
     "blue ink on yellow paper": lambda d: encode(draw(d, paper=(250, 230, 120, 255), ink=(30, 60, 200, 255))),
     "yellow on dark blue": lambda d: encode(draw(d, paper=(20, 30, 90, 255), ink=(255, 220, 0, 255))),
     "off-centre in a corner": lambda d: encode(draw(d, canvas=(600, 400), box=(470, 270, 110), brush=9)),
+    # Cut out of a scan around the ink, which runs into every edge: the border is paper only in part.
+    "cut out around the ink": lambda d: encode(cut_out(draw(d, paper=WHITE))),
+    "cut out around the ink, white on black JPEG": lambda d: encode(rgb(cut_out(draw(d, paper=BLACK, ink=WHITE))),
+                                                                   "JPEG", quality=90),
+    "cut out around the ink, blue on yellow": lambda d: encode(cut_out(draw(d, paper=(250, 230, 120, 255),
+                                                                             ink=(30, 60, 200, 255)))),
     "tiny": lambda d: encode(draw(d, canvas=(400, 400), box=(50, 300, 24), brush=3)),
     "huge canvas, thin brush": lambda d: encode(draw(d, canvas=(2000, 2000), brush=6)),
     "very thin strokes": lambda d: encode(draw(d, brush=1.5)),
@@ -110,6 +116,16 @@ def test_photos_of_a_sheet_lying_on_a_desk_read_right(desk, classify):
 def test_a_red_margin_line_is_not_ink(classify):
     for digit in range(10):
         assert classify(photo(digit, (246, 244, 238), (20, 20, 30), seed=digit, margin=True)) == digit, f"wrote {digit}"
+
+
+def test_a_digit_cut_out_of_a_coloured_jpeg_is_not_taken_for_a_frame(classify):
+    # JPEG's ringing leaves no colour of such a cut-out's border the paper's, so it is read as a photo,
+    # and the digit crosses it from edge to edge as a margin line does, but it is no thin line. (A 1
+    # cut out is nearly all ink, its border too: nothing tells its paper.)
+    for digit in [d for d in range(10) if d != 1]:
+        data = encode(rgb(cut_out(draw(digit, brush=9, paper=(250, 230, 120, 255), ink=(30, 60, 200, 255)))),
+                      "JPEG", quality=90)
+        assert classify(data) == digit, f"cut out {digit}"
 
 
 @pytest.mark.parametrize("desk", [None, *DESKS])

@@ -12,21 +12,26 @@ from PIL import Image
 
 from app.core.preprocess.decoding import Picture
 
-# A border whose colours stray less than FLAT_BORDER grey levels from their median is evenly lit
-# paper; otherwise the paper is estimated at every pixel from a PAPER_SIDE px copy, with a window
-# PAPER_WINDOW of its shorter side: wider than the fattest stroke.
+# A border whose colours stray less than FLAT_BORDER grey levels from their median (nine tenths of
+# it), or EXACT_PAPER of which is that very colour, is evenly lit paper; otherwise the paper is
+# estimated at every pixel from a PAPER_SIDE px copy, with a window PAPER_WINDOW of its shorter side:
+# wider than the strokes of a digit written small on a sheet.
 INK_THRESHOLD = 0.25  # ink map values above this are strokes; below, their anti-aliased fringe
 FLAT_BORDER = 12
+EXACT_PAPER = 0.5  # a canvas (or a scan cut out around the digit) whose ink runs into its border;
+                   # a photo's grain and noise leave at most a quarter of its border one colour
 PAPER_SIDE = 96
 PAPER_WINDOW = 0.15
 MIN_CONTRAST = 0.08  # ink differs from evenly lit paper by at least this much (of full scale),
 MIN_CONTRAST_TO_PAPER = 0.25  # from a photographed sheet by this much of the paper's brightness
 FAINT = 0.3  # on paper, by at least this fraction of the strong strokes' contrast
 # A photo's frame, not ink: what stands out from the paper by FRAME_CONTRAST and covers FRAME_EDGE of
-# the photo's edge (a desk, a shadow), crosses the photo (a margin line), or spans FRAME_SPAN of its
+# the photo's edge (a desk, a shadow), crosses the photo as a line no wider than FRAME_THIN of it (a
+# margin line; a digit cut out of a scan crosses it too, but broadly), or spans FRAME_SPAN of its
 # width or height without touching its edge (the sheet's own edges).
 FRAME_CONTRAST = 0.125
 FRAME_EDGE = 0.25
+FRAME_THIN = 0.1
 FRAME_SPAN = 0.8
 BORDER_SAMPLES = 4096  # pixels of the border that its colour and noise are measured on
 
@@ -105,12 +110,13 @@ def ink_region(image: Picture | Image.Image) -> InkRegion:
         border = _border(colour)
         border_colour = _median(border)
         flat = (*(float(v) for v in np.round(border_colour)), 0.0)  # one colour, as an OpenCV scalar
-        spread = _quantile(_channel_max(cv2.absdiff(border[:, None, :], flat).reshape(-1, 1, colour.shape[-1]))
-                           .ravel(), 0.9)
-        if spread <= FLAT_BORDER:
+        deviation = _channel_max(cv2.absdiff(border[:, None, :], flat).reshape(-1, 1, colour.shape[-1])).ravel()
+        evenly_lit = (_quantile(deviation, 0.9) <= FLAT_BORDER
+                      or np.count_nonzero(deviation <= 1) >= EXACT_PAPER * deviation.size)
+        if evenly_lit:
             distance = _channel_max(cv2.absdiff(colour, flat).reshape(colour.shape))
             how = "Ink is how far each pixel's colour is from the paper's, the colour of the border"
-        photo = spread > FLAT_BORDER or _mostly_ink(distance)  # uneven light, or the border is not paper
+        photo = not evenly_lit or _mostly_ink(distance)  # uneven light, or the border is not paper
         if photo:
             distance = _without_frame(_contrast_to_paper(colour))
             least = MIN_CONTRAST_TO_PAPER
@@ -252,16 +258,17 @@ def _mostly_ink(distance: np.ndarray) -> bool:
 
 def _without_frame(contrast: np.ndarray) -> np.ndarray:
     """A photo's contrast map without its frame: what stands out along much of the picture's edge
-    (the desk around the sheet, a shadow) or spans most of its width or height (a margin line,
-    the sheet's own edges). A digit written on the sheet does neither, even one that runs into
-    the picture's edge."""
+    (the desk around the sheet, a shadow), crosses it as a line (a margin line) or spans most of
+    its width or height (the sheet's own edges). A digit written on the sheet does none of these,
+    even one that runs into the picture's edge, or one cut out so that it spans the picture."""
     mask = (contrast > FRAME_CONTRAST * 255).view(np.uint8)
     count, labels, stats = components(mask)
     height, width = contrast.shape
     left, top, wide, high, _ = stats.T
     edge = np.concatenate([labels[0], labels[-1], labels[1:-1, 0], labels[1:-1, -1]])
     on_edge = np.bincount(edge, minlength=count)  # each component's pixels on the picture's edge
-    across = ((left == 0) & (left + wide == width)) | ((top == 0) & (top + high == height))
+    across = (((left == 0) & (left + wide == width) & (high <= FRAME_THIN * height))
+              | ((top == 0) & (top + high == height) & (wide <= FRAME_THIN * width)))
     spans = (wide >= FRAME_SPAN * width) | (high >= FRAME_SPAN * height)
     frame = (on_edge >= FRAME_EDGE * edge.size) | across | (spans & (on_edge == 0))
     frame[0] = False
