@@ -151,15 +151,17 @@ def encode(image: Image.Image, fmt: str = "PNG", **params) -> bytes:
     return buffer.getvalue()
 
 
-def sheet(width: int, height: int, paper: tuple[int, int, int], rng: random.Random, margin: bool = False) -> np.ndarray:
+def sheet(width: int, height: int, paper: tuple[int, int, int], rng: random.Random, margin: bool = False,
+          ruled: bool | None = None) -> np.ndarray:
     """A sheet of paper, float RGB (height, width, 3); light paper often has faint ruled or
-    squared lines, the way notebooks do, and with `margin` a red margin line down its left side."""
+    squared lines, the way notebooks do (`ruled`: always or never), and with `margin` a red margin
+    line down its left side."""
     image = np.empty((height, width, 3), np.float32)
     image[:] = paper
     if margin:
         x = round(width * rng.uniform(0.08, 0.15))
         cv2.line(image, (x, 0), (x, height), (200, 90, 90), max(2, round(width / 500)), cv2.LINE_AA)
-    if sum(paper) > 300 and rng.random() < 0.6:
+    if sum(paper) > 300 and (rng.random() < 0.6 if ruled is None else ruled):
         line = tuple(float(v) for v in np.array(paper) - rng.uniform(25, 55) * np.array([0.9, 0.6, 0.2]))
         thickness = max(1, round(max(width, height) / 900))
         pitch = rng.uniform(0.035, 0.06) * height
@@ -215,13 +217,27 @@ def photo(digit: int, paper: tuple[int, int, int], ink: tuple[int, int, int], se
     """`digit` written on a sheet of `paper` (with a red margin line, lying on a `desk`) and
     photographed: a JPEG as a phone sends it."""
     rng = random.Random(seed)
-    width, height = size
-    image = sheet(width, height, paper, rng, margin)
-    digit_height = rng.uniform(0.25, 0.5) * height
+    return camera(on_desk(written(digit, sheet(*size, paper, rng, margin), ink, rng), desk, rng), rng)
+
+
+def scan(digit: int, paper: tuple[int, int, int], ink: tuple[int, int, int], seed: int,
+         size: tuple[int, int] = (1000, 750)) -> bytes:
+    """`digit` written across a few lines of a ruled or squared sheet of `paper` and scanned: evenly
+    lit, no grain, a PNG."""
+    rng = random.Random(seed)
+    image = written(digit, sheet(*size, paper, rng, ruled=True), ink, rng, heights=(0.1, 0.2))
+    return encode(Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)))
+
+
+def written(digit: int, image: np.ndarray, ink: tuple[int, int, int], rng: random.Random,
+            heights: tuple[float, float] = (0.25, 0.5)) -> np.ndarray:
+    """`digit` written in `ink` on a sheet (float RGB) near its middle, `heights` of its height high."""
+    height, width = image.shape[:2]
+    size = (width, height)
+    digit_height = rng.uniform(*heights) * height
     box = (width / 2 - 0.35 * digit_height + rng.uniform(-0.1, 0.1) * width,
            height / 2 - digit_height / 2 + rng.uniform(-0.1, 0.1) * height, digit_height)
     strokes = draw(digit, canvas=size, box=box, brush=digit_height * rng.uniform(0.06, 0.12),
                    ink=(*ink, 255), angle=rng.uniform(-0.15, 0.15), supersample=1)
     alpha = np.asarray(strokes.getchannel("A"), np.float32)[..., None] / 255
-    image = image * (1 - alpha) + np.array(ink, np.float32) * alpha
-    return camera(on_desk(image, desk, rng), rng)
+    return image * (1 - alpha) + np.array(ink, np.float32) * alpha

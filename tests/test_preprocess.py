@@ -10,7 +10,7 @@ from PIL import Image, ImageOps
 from scipy import ndimage
 
 from app.core.preprocess import ImageError, NoDigitError, components, decode, ink, preprocess, to_png
-from tests.drawing import camera, cut_out, draw, encode, on_desk, photo, sheet
+from tests.drawing import camera, cut_out, draw, encode, on_desk, photo, scan, sheet
 
 WHITE, BLACK = (255, 255, 255, 255), (0, 0, 0, 255)
 
@@ -111,6 +111,15 @@ def test_photos_of_a_sheet_lying_on_a_desk_read_right(desk, classify):
     for digit in range(10):
         assert classify(photo(digit, (246, 244, 238), (25, 45, 140), seed=digit, desk=DESKS[desk])) == digit, \
             f"on a {desk} desk: wrote {digit}"
+
+
+@pytest.mark.parametrize("kind", ["blue pen on a white notebook", "pencil on cream paper", "black pen on a yellow pad"])
+def test_scans_of_ruled_and_squared_paper_read_right(kind, classify):
+    # Evenly lit, a scan is read as a canvas is: its lines stand out from the paper as the ink does,
+    # far more faintly, but they can hold more pixels than a digit written across a few of them.
+    paper, ink = PAPERS[kind]
+    for digit in range(10):
+        assert classify(scan(digit, paper, ink, seed=digit)) == digit, f"wrote {digit}"
 
 
 def test_a_red_margin_line_is_not_ink(classify):

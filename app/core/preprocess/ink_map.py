@@ -142,8 +142,10 @@ def ink_region(image: Picture | Image.Image) -> InkRegion:
         if histogram.sum():  # always, over the whole box: it holds what passes the floor
             break
     full = _histogram_quantile(histogram, 0.9)
-    # Lines, shadows' edges and grain that pass the noise floor are still far fainter than ink.
-    floor = max(floor, faint * full)
+    # Lines, shadows' edges and grain that pass the noise floor are still far fainter than ink, whose
+    # strength they are judged against is taken with each pixel weighed by its own: a scanned sheet's
+    # ruled or squared lines can hold more pixels than a small digit's ink, but not more ink.
+    floor = max(floor, faint * _histogram_quantile(histogram * np.arange(256), 0.9))
     full = max(full, floor + 0.05 * 255)
     table = np.clip((np.arange(256, dtype=np.float32) - floor) / (full - floor), 0, 1)
     # Nothing outside the box passes the floor: the rest of the map is zero.
