@@ -3,7 +3,8 @@
 MNIST test digits are thinned to their centre lines and redrawn as strokes of a round,
 fixed-width brush (not a scaled bitmap): any size from tiny to filling the canvas,
 anywhere on it, slightly rotated, on transparent, white, dark and coloured backgrounds,
-as PNG and JPEG, or cut out around the ink as from a scan, or written on paper and photographed. Each image goes through a real gunicorn server, and through the naive
+as PNG and JPEG, or cut out around the ink as from a scan, or written on paper, then scanned or
+photographed. Each image goes through a real gunicorn server, and through the naive
 reference pipeline (whole canvas resized to 28x28, textbook model) for comparison.
 
     python -m bench.drawn                    # 2,000 digits, starts its own server
@@ -36,7 +37,7 @@ from model.pen import SUBPIXEL, centre_lines, place
 from tests.drawing import camera, cut_out, sheet
 
 CANVASES = ["transparent PNG", "white PNG", "white JPEG", "dark PNG", "dark JPEG", "coloured PNG", "coloured JPEG"]
-KINDS = [*CANVASES, "cut-out PNG", "cut-out JPEG", "photo of paper"]
+KINDS = [*CANVASES, "cut-out PNG", "cut-out JPEG", "scanned notebook page", "photo of paper"]
 # Paper and ink for photos: (paper RGB, [ink RGB, ...]).
 PAPERS = [
     ((246, 244, 238), [(20, 24, 40), (25, 45, 140), (60, 60, 64), (15, 15, 15)]),     # white notebook
@@ -109,13 +110,16 @@ def phone_sheet(rng: random.Random) -> tuple[int, int, tuple[int, int, int], lis
     return width, height, paper, inks
 
 
-def photograph(digit: np.ndarray, rng: random.Random) -> tuple[bytes, dict]:
-    """One MNIST digit written on paper and photographed with a phone, as a JPEG of 800-2000 px
-    (the sheet and the camera are `tests.drawing.sheet` and `tests.drawing.camera`)."""
+def on_paper(digit: np.ndarray, rng: random.Random, scanned: bool = False) -> tuple[bytes, dict]:
+    """One MNIST digit written on paper and photographed with a phone, as a JPEG of 800-2000 px (the
+    sheet and the camera are `tests.drawing.sheet` and `tests.drawing.camera`), or `scanned`: a PNG
+    of a ruled or squared notebook page, evenly lit, with no grain."""
     segments, aspect = centre_lines(digit)
     width, height, paper, inks = phone_sheet(rng)
+    if scanned:
+        paper, inks = rng.choice([(paper, inks) for paper, inks in PAPERS if sum(paper) > 300])  # no board
     ink = rng.choice(inks)
-    image = sheet(width, height, paper, rng)
+    image = sheet(width, height, paper, rng, ruled=True if scanned else None)
     # The digit: a pen's or chalk's stroke, 15-60% of the sheet's shorter side, near the middle.
     digit_height = rng.uniform(0.15, 0.6) * min(width, height)
     brush = max(2.0, digit_height * rng.uniform(0.05, 0.13))
@@ -128,12 +132,19 @@ def photograph(digit: np.ndarray, rng: random.Random) -> tuple[bytes, dict]:
     size = "small (<80 px)" if digit_height < 80 else "medium (<180 px)" if digit_height < 180 else "large"
     stroke = brush / digit_height
     stroke_kind = "thin brush (<7%)" if stroke < 0.07 else "medium brush" if stroke < 0.14 else "thick brush (>14%)"
-    return camera(image, rng), {"kind": "photo of paper", "size": size, "brush": stroke_kind}
+    info = {"size": size, "brush": stroke_kind}
+    if scanned:
+        buffer = io.BytesIO()
+        Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(buffer, "PNG")
+        return buffer.getvalue(), {"kind": "scanned notebook page", **info}
+    return camera(image, rng), {"kind": "photo of paper", **info}
 
 
 def draw_kind(digit: np.ndarray, kind: str, rng: random.Random) -> tuple[bytes, dict]:
-    """A digit as the kind of image says: a canvas export or a photo of paper."""
-    return photograph(digit, rng) if kind == "photo of paper" else render(digit, kind, rng)
+    """A digit as the kind of image says: a canvas export, a scan or a photo of paper."""
+    if kind in ("photo of paper", "scanned notebook page"):
+        return on_paper(digit, rng, scanned=kind == "scanned notebook page")
+    return render(digit, kind, rng)
 
 
 def main() -> None:
