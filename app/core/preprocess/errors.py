@@ -16,6 +16,8 @@ class ImageError(ValueError):
 
 
 class NoDigitError(ImageError):
+    """A readable image with no digit in it: blank, or only specks and faint marks."""
+
     status = 422
 
     def __init__(self, message: str = "no digit found") -> None:
