@@ -34,7 +34,7 @@ from bench.serve import Gunicorn
 from bench.textbook import load_or_train, naive_preprocess
 from model import mnist
 from model.pen import SUBPIXEL, centre_lines, place
-from tests.drawing import camera, cut_out, sheet
+from tests.drawing import camera, cut_out, scanner, sheet
 
 CANVASES = ["transparent PNG", "white PNG", "white JPEG", "dark PNG", "dark JPEG", "coloured PNG", "coloured JPEG"]
 KINDS = [*CANVASES, "cut-out PNG", "cut-out JPEG", "scanned notebook page", "photo of paper"]
@@ -113,7 +113,7 @@ def phone_sheet(rng: random.Random) -> tuple[int, int, tuple[int, int, int], lis
 def on_paper(digit: np.ndarray, rng: random.Random, scanned: bool = False) -> tuple[bytes, dict]:
     """One MNIST digit written on paper and photographed with a phone, as a JPEG of 800-2000 px (the
     sheet and the camera are `tests.drawing.sheet` and `tests.drawing.camera`), or `scanned`: a PNG
-    of a ruled or squared notebook page, evenly lit, with no grain."""
+    of a ruled or squared notebook page (`tests.drawing.scanner`)."""
     segments, aspect = centre_lines(digit)
     width, height, paper, inks = phone_sheet(rng)
     if scanned:
@@ -134,9 +134,7 @@ def on_paper(digit: np.ndarray, rng: random.Random, scanned: bool = False) -> tu
     stroke_kind = "thin brush (<7%)" if stroke < 0.07 else "medium brush" if stroke < 0.14 else "thick brush (>14%)"
     info = {"size": size, "brush": stroke_kind}
     if scanned:
-        buffer = io.BytesIO()
-        Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(buffer, "PNG")
-        return buffer.getvalue(), {"kind": "scanned notebook page", **info}
+        return scanner(image), {"kind": "scanned notebook page", **info}
     return camera(image, rng), {"kind": "photo of paper", **info}
 
 

@@ -198,6 +198,11 @@ def camera(image: np.ndarray, rng: random.Random, quality: tuple[int, int] = (70
                   quality=rng.randint(*quality))
 
 
+def scanner(image: np.ndarray) -> bytes:
+    """A float RGB picture of a sheet as a scanner delivers it, PNG bytes: evenly lit, no grain."""
+    return encode(Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)))
+
+
 def on_desk(image: np.ndarray, desk: tuple[int, int, int] | None, rng: random.Random) -> np.ndarray:
     """A sheet lying on a desk that shows around it, 3-12% of the sheet's size on each side (no
     desk: the sheet fills the picture)."""
@@ -225,8 +230,7 @@ def scan(digit: int, paper: tuple[int, int, int], ink: tuple[int, int, int], see
     """`digit` written across a few lines of a ruled or squared sheet of `paper` and scanned: evenly
     lit, no grain, a PNG."""
     rng = random.Random(seed)
-    image = written(digit, sheet(*size, paper, rng, ruled=True), ink, rng, heights=(0.1, 0.2))
-    return encode(Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)))
+    return scanner(written(digit, sheet(*size, paper, rng, ruled=True), ink, rng, heights=(0.1, 0.2)))
 
 
 def written(digit: int, image: np.ndarray, ink: tuple[int, int, int], rng: random.Random,

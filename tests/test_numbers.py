@@ -16,10 +16,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 from app.core import segment
-from app.core.segment.number import CUT_HEIGHT, SPLIT_WIDTH
-from app.core.segment.pieces import pieces_from_ink
 from app.core.classifier import STEP, LineReading
 from app.core.preprocess import INK_THRESHOLD, NoDigitError, decode, ink, to_line
+from app.core.segment.number import CUT_HEIGHT, SPLIT_WIDTH
+from app.core.segment.pieces import pieces_from_ink
 from tests.drawing import encode, number, paths, picture, render
 
 WHITE = (255, 255, 255, 255)
