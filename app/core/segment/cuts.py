@@ -38,94 +38,113 @@ class Cut:
 
 
 def cuts(ink: np.ndarray, valley_width: float = SEAM_SPACING) -> tuple[int, list[Cut]]:
-    """Every piece of the group between two of its seams that is as wide as a digit can be, and
-    the number of seams (the group's right edge is the last). `valley_width`: as `_seams`'s;
-    wider valleys, fewer seams.
-
-    A stroke that lies mostly on one side of a seam goes to that side whole: a 7's bar that
-    reaches over the next digit stays with the 7. Only strokes the seam really divides (digits
-    that touch) are cut. The segment reader is trained on exactly these pieces (model/lines.py),
-    so what it learnt is what it is shown.
-    """
-    height, width = ink.shape
-    columns = np.arange(width)
-    count, strokes = cv2.connectedComponents((ink > INK_THRESHOLD).view(np.uint8), connectivity=8)
-    strokes = cv2.dilate(strokes.astype(np.uint16), np.ones((3, 3), np.uint8)).astype(np.intp)
-    strokes[ink == 0] = 0  # every inked pixel, fringe included, belongs to the stroke it touches
-    sizes = np.bincount(strokes.ravel(), minlength=count)
-    bounds = [np.full(height, -1), *_seams(ink, max(4, round(CUTS_PER_HEIGHT * width / height)), valley_width),
-              np.full(height, width - 1)]
-    middle = [float(b.mean()) for b in bounds]
-    out = []
-    for i, j in itertools.combinations(range(len(bounds)), 2):
-        if not MIN_DIGIT_WIDTH * height <= middle[j] - middle[i] <= MAX_DIGIT_WIDTH * height:
-            continue
-        between = (columns > bounds[i][:, None]) & (columns <= bounds[j][:, None])
-        inside_ink = np.bincount(strokes[between], minlength=count)
-        share = inside_ink / np.maximum(sizes, 1)
-        whole, none = share >= WHOLE_STROKE, share <= 1 - WHOLE_STROKE
-        inside_ink[0] = 0
-        none[inside_ink.argmax()] = False  # the stroke the piece is mostly made of is cut, never dropped
-        whole[0] = none[0] = False
-        inside = (between & ~none[strokes]) | whole[strokes]
-        part = np.where(inside, ink, 0)
-        box = inked_box(part)
-        if box:
-            out.append(Cut(i, j, part, box))
-    return len(bounds) - 1, out
+    """`Seams(ink).cuts(valley_width)`: a group cut once."""
+    return Seams(ink).cuts(valley_width)
 
 
-def _seams(ink: np.ndarray, count: int, valley_width: float = SEAM_SPACING) -> list[np.ndarray]:
-    """Up to `count` top-to-bottom paths through the group that cross the least ink, as the
-    column of each row, left to right; each the cheapest of the seams within `valley_width` heights
-    of it.
+class Seams:
+    """A group's seams, paths from top to bottom that cross the least ink, and the pieces between
+    them. The paths are found once; a group cut along its deepest seams first, then along every
+    one, chooses twice from them (`cuts`'s `valley_width`).
 
     Touching digits meet at a few pixels; a path that snakes between them (a seam, as in seam
     carving) separates them where a straight cut would slice through a bar or a tail. For every
     candidate column, the cheapest seam that stays within a band around it is found by dynamic
-    programming, row by row, all candidates at once; the cheapest, well apart, are kept.
+    programming, row by row, all candidates at once; `cuts` keeps the cheapest, well apart.
     """
-    height, width = ink.shape
-    band = max(1, round(SEAM_BAND * height))
-    low, high = max(1, int(MIN_DIGIT_WIDTH * height)), min(width - 1, width - int(MIN_DIGIT_WIDTH * height))
-    centres = np.arange(low, high, max(1, round(0.03 * height)))
-    if centres.size == 0:
-        return []
-    columns = centres[:, None] + np.arange(-band, band + 1)[None, :]          # (K, 2B+1)
-    inside = (columns >= 0) & (columns < width)
-    cost = np.where(inside[None], ink[:, np.clip(columns, 0, width - 1)], np.inf) + 0.01  # (H, K, 2B+1)
-    total = cost[0]
-    steps = np.zeros(cost.shape, np.int8)
-    left, right = np.full(total.shape, np.inf), np.full(total.shape, np.inf)  # stepping in from either side
-    for y in range(1, height):
-        np.add(total[:, :-1], SEAM_SLANT, out=left[:, 1:])
-        np.add(total[:, 1:], SEAM_SLANT, out=right[:, :-1])
-        # The cheapest of the three ways down, the leftmost on a tie.
-        straight = total <= right
-        below = np.where(straight, total, right)
-        from_left = left <= below
-        steps[y] = np.where(from_left, -1, np.where(straight, 0, 1))
-        total = np.where(from_left, left, below) + cost[y]
-    ends = total.argmin(1)
-    price = total[np.arange(len(centres)), ends]
-    # A seam worth trying leaves a fair share of the ink on both sides, and is cheaper than the
-    # seams just beside it: the bottom of a valley, not its slope.
-    paths = _trace(steps, columns, ends)
-    running = ink.cumsum(axis=1)  # the ink on or left of each pixel of its row
-    left_ink = running[np.arange(height), paths].sum(axis=1)
-    total_ink = running[:, -1].sum()
-    fair = (left_ink >= SEAM_SIDE * total_ink) & (total_ink - left_ink >= SEAM_SIDE * total_ink)
-    reach = max(1, round(valley_width * height / max(1, round(0.03 * height))))
-    nearby = np.lib.stride_tricks.sliding_window_view(np.pad(price, reach, constant_values=np.inf), 2 * reach + 1)
-    valley = price <= nearby.min(axis=1)
-    chosen: list[int] = []
-    for k in np.argsort(price, kind="stable"):  # cheapest first, not two close together or alike
-        if fair[k] and valley[k] and all(abs(centres[k] - centres[other]) > SEAM_SPACING * height
-                                         and np.abs(paths[k] - paths[other]).mean() > 1 for other in chosen):
-            chosen.append(int(k))
-        if len(chosen) == count:
-            break
-    return [paths[k] for k in sorted(chosen, key=lambda k: centres[k])]
+
+    def __init__(self, ink: np.ndarray) -> None:
+        self.ink = ink
+        height, width = ink.shape
+        count, strokes = cv2.connectedComponents((ink > INK_THRESHOLD).view(np.uint8), connectivity=8)
+        strokes = cv2.dilate(strokes.astype(np.uint16), np.ones((3, 3), np.uint8)).astype(np.intp)
+        strokes[ink == 0] = 0  # every inked pixel, fringe included, belongs to the stroke it touches
+        self._strokes, self._sizes = strokes, np.bincount(strokes.ravel(), minlength=count)
+        band = max(1, round(SEAM_BAND * height))
+        low, high = max(1, int(MIN_DIGIT_WIDTH * height)), min(width - 1, width - int(MIN_DIGIT_WIDTH * height))
+        self._step = max(1, round(0.03 * height))  # between candidate columns
+        self._centres = np.arange(low, high, self._step)
+        if self._centres.size == 0:
+            return
+        columns = self._centres[:, None] + np.arange(-band, band + 1)[None, :]          # (K, 2B+1)
+        inside = (columns >= 0) & (columns < width)
+        cost = np.where(inside[None], ink[:, np.clip(columns, 0, width - 1)], np.inf) + 0.01  # (H, K, 2B+1)
+        total = cost[0]
+        steps = np.zeros(cost.shape, np.int8)
+        left, right = np.full(total.shape, np.inf), np.full(total.shape, np.inf)  # stepping in from either side
+        for y in range(1, height):
+            np.add(total[:, :-1], SEAM_SLANT, out=left[:, 1:])
+            np.add(total[:, 1:], SEAM_SLANT, out=right[:, :-1])
+            # The cheapest of the three ways down, the leftmost on a tie.
+            straight = total <= right
+            below = np.where(straight, total, right)
+            from_left = left <= below
+            steps[y] = np.where(from_left, -1, np.where(straight, 0, 1))
+            total = np.where(from_left, left, below) + cost[y]
+        ends = total.argmin(1)
+        self._price = total[np.arange(len(self._centres)), ends]
+        self._paths = _trace(steps, columns, ends)
+        # A seam worth trying leaves a fair share of the ink on both sides.
+        running = ink.cumsum(axis=1)  # the ink on or left of each pixel of its row
+        left_ink = running[np.arange(height), self._paths].sum(axis=1)
+        total_ink = running[:, -1].sum()
+        self._fair = (left_ink >= SEAM_SIDE * total_ink) & (total_ink - left_ink >= SEAM_SIDE * total_ink)
+
+    def cuts(self, valley_width: float = SEAM_SPACING) -> tuple[int, list[Cut]]:
+        """Every piece of the group between two of its seams that is as wide as a digit can be,
+        and the number of seams (the group's right edge is the last). `valley_width`: as `seams`'s;
+        wider valleys, fewer seams.
+
+        A stroke that lies mostly on one side of a seam goes to that side whole: a 7's bar that
+        reaches over the next digit stays with the 7. Only strokes the seam really divides (digits
+        that touch) are cut. The segment reader is trained on exactly these pieces (model/lines.py),
+        so what it learnt is what it is shown.
+        """
+        ink, strokes, sizes = self.ink, self._strokes, self._sizes
+        height, width = ink.shape
+        columns = np.arange(width)
+        bounds = [np.full(height, -1), *self.seams(valley_width), np.full(height, width - 1)]
+        middle = [float(b.mean()) for b in bounds]
+        out = []
+        for i, j in itertools.combinations(range(len(bounds)), 2):
+            if not MIN_DIGIT_WIDTH * height <= middle[j] - middle[i] <= MAX_DIGIT_WIDTH * height:
+                continue
+            between = (columns > bounds[i][:, None]) & (columns <= bounds[j][:, None])
+            inside_ink = np.bincount(strokes[between], minlength=sizes.size)
+            share = inside_ink / np.maximum(sizes, 1)
+            whole, none = share >= WHOLE_STROKE, share <= 1 - WHOLE_STROKE
+            inside_ink[0] = 0
+            none[inside_ink.argmax()] = False  # the stroke the piece is mostly made of is cut, never dropped
+            whole[0] = none[0] = False
+            inside = (between & ~none[strokes]) | whole[strokes]
+            part = np.where(inside, ink, 0)
+            box = inked_box(part)
+            if box:
+                out.append(Cut(i, j, part, box))
+        return len(bounds) - 1, out
+
+    def seams(self, valley_width: float = SEAM_SPACING) -> list[np.ndarray]:
+        """Up to CUTS_PER_HEIGHT seams a group height of width, as the column of each row, left
+        to right: those that leave a fair share of the ink on both sides, each the cheapest of the
+        seams within `valley_width` heights of it (the bottom of a valley, not its slope), cheapest
+        first, no two close together or alike."""
+        height, width = self.ink.shape
+        if self._centres.size == 0:
+            return []
+        centres, price, paths = self._centres, self._price, self._paths
+        count = max(4, round(CUTS_PER_HEIGHT * width / height))
+        reach = max(1, round(valley_width * height / self._step))
+        nearby = np.lib.stride_tricks.sliding_window_view(np.pad(price, reach, constant_values=np.inf), 2 * reach + 1)
+        valley = price <= nearby.min(axis=1)
+        chosen: list[int] = []
+        for k in np.argsort(price, kind="stable"):
+            if self._fair[k] and valley[k] and all(abs(centres[k] - centres[other]) > SEAM_SPACING * height
+                                                   and np.abs(paths[k] - paths[other]).mean() > 1
+                                                   for other in chosen):
+                chosen.append(int(k))
+            if len(chosen) == count:
+                break
+        return [paths[k] for k in sorted(chosen, key=lambda k: centres[k])]
 
 
 def _trace(steps: np.ndarray, columns: np.ndarray, ends: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ import numpy as np
 
 from app.core.classifier import LineReading
 from app.core.preprocess import NoDigitError, line_to_ink_columns, to_line, to_mnist
-from app.core.segment.cuts import Cut, cuts
+from app.core.segment.cuts import Cut, Seams, cuts
 from app.core.segment.pieces import inked_box
 
 SPLIT_CONFIDENCE = 0.5  # a group that the classifier or the segment reader takes for one digit
@@ -99,8 +99,9 @@ def read_group(ink: np.ndarray, whole: np.ndarray, whole_probabilities: np.ndarr
     line = line_reading(ink, reader)
     if runs is not None:
         return _weigh(ink, whole_reading, runs, reader, line)[0]
-    digits, agreed = _weigh(ink, whole_reading, cuts(ink, FIRST_VALLEYS), reader, line)
-    return digits if agreed else _weigh(ink, whole_reading, cuts(ink), reader, line)[0]
+    seams = Seams(ink)
+    digits, agreed = _weigh(ink, whole_reading, seams.cuts(FIRST_VALLEYS), reader, line)
+    return digits if agreed else _weigh(ink, whole_reading, seams.cuts(), reader, line)[0]
 
 
 def _weigh(ink: np.ndarray, whole: tuple[np.ndarray, np.ndarray, float], cut: tuple[int, list[Cut]], reader: Reader,
