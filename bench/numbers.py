@@ -10,8 +10,9 @@ Each number is also sent as the page sends a drawing: its picture (black strokes
 canvas) and the pen's strokes that drew it, which tell touching digits apart. More numbers are
 written on paper or a board and photographed, as bench/drawn.py photographs digits, and more on
 a line that climbs or falls 4-12 degrees, as people write where no ruled line keeps them level,
-and more whose digits differ in size by up to a third either way, as some hands write them (the
-main set's differ by up to 15%).
+more whose digits differ in size by up to a third either way, as some hands write them (the
+main set's differ by up to 15%), and more written smaller or larger than the main set's 40-110 px,
+or with a finer or fatter pen than its 5-16% of their height.
 
 Then the speed target: numbers of four digits of each gap kind read in this process, on one
 thread, decoding included, from the image and from the page's picture and strokes.
@@ -50,6 +51,16 @@ from model import mnist
 from model.checkpoint import DEFAULT_WEIGHTS
 from model.pen import BASELINES, GAPS, MOST_BASELINES, MOST_SIZES, SIZES, Written, centre_lines, write
 from tests.drawing import camera, sheet
+
+# Numbers written smaller or larger than the main set's (40-110 px), or with a finer or fatter pen
+# (5-16% of their height), as people and scripts send them: `model/pen.py`'s `write`.
+PENS = {
+    "small (18-40 px)": {"heights": (18, 40)},
+    "large (110-250 px)": {"heights": (110, 250)},
+    "with a fine pen (2-5% of their height)": {"brushes": (0.02, 0.05)},
+    "with a fat marker (16-25%)": {"brushes": (0.16, 0.25)},
+}
+
 
 def encode(coverage: np.ndarray, kind: str, rng: random.Random) -> bytes:
     """The coverage map as the kind of image says: transparent, white, dark or coloured; PNG or JPEG."""
@@ -95,30 +106,32 @@ def baseline(data: bytes, classifier: Classifier) -> str:
 
 
 def written_numbers(images: torch.Tensor, labels: torch.Tensor, count: int, rng: random.Random,
-                    lengths: Sequence[int], sizes: float = SIZES, baselines: float = BASELINES
+                    lengths: Sequence[int], sizes: float = SIZES, baselines: float = BASELINES, **pen: tuple
                     ) -> Iterator[tuple[Written, str, str, int]]:
-    """`count` numbers written with `model/pen.py` (`write`'s `sizes` and `baselines`), every length
-    and gap kind in turn: (the number, its digits, its gap kind, its length). Lazily, so that what
-    the caller draws from `rng` for each number comes before the next one."""
+    """`count` numbers written with `model/pen.py` (`write`'s `sizes`, `baselines` and `pen`:
+    `heights`, `brushes`), every length and gap kind in turn: (the number, its digits, its gap
+    kind, its length). Lazily, so that what the caller draws from `rng` for each number comes
+    before the next one."""
     strokes_of: dict[int, tuple] = {}
     for n in range(count):
         length = lengths[n % len(lengths)]
         gap = list(GAPS)[(n // len(lengths)) % len(GAPS)]
         chosen = [rng.randrange(len(images)) for _ in range(length)]
         items = [strokes_of.setdefault(i, centre_lines(images[i].numpy())) for i in chosen]
-        yield (write(items, [gap] * (length - 1), rng, sizes, baselines), "".join(str(int(labels[i])) for i in chosen),
+        yield (write(items, [gap] * (length - 1), rng, sizes, baselines, **pen), "".join(str(int(labels[i])) for i in chosen),
                gap, length)
 
 
 def numbers_of(images: torch.Tensor, labels: torch.Tensor, count: int, rng: random.Random,
                lengths: Sequence[int] = range(2, 9), tilt: tuple[float, float] | None = None,
-               sizes: float = SIZES, baselines: float = BASELINES) -> list[tuple[bytes, str, dict]]:
+               sizes: float = SIZES, baselines: float = BASELINES, **pen: tuple) -> list[tuple[bytes, str, dict]]:
     """`count` numbers, every length, gap kind and canvas kind in turn: (image, digits, what it is).
     With `tilt`, each written on a line that climbs or falls by that many degrees (low, high);
-    `sizes` and `baselines`: how far its digits' heights and bottoms stray (`model/pen.py`'s `write`)."""
+    `sizes` and `baselines`: how far its digits' heights and bottoms stray, `pen`: how high the
+    number is and how wide the pen (`model/pen.py`'s `write`)."""
     numbers = []
     for n, (written, digits, gap, length) in enumerate(written_numbers(images, labels, count, rng, lengths,
-                                                                       sizes, baselines)):
+                                                                       sizes, baselines, **pen)):
         kind = CANVASES[(n // (len(lengths) * len(GAPS))) % len(CANVASES)]
         info = {"gap": gap, "length": length, "kind": kind}
         coverage, paths = written.coverage, [path for digit in written.strokes for path in digit]
@@ -214,6 +227,8 @@ def main() -> None:
                         help="numbers of 2-6 digits written on a line 4-12 degrees off level")
     parser.add_argument("--mixed-sizes", type=int, default=200,
                         help="numbers of 2-6 digits whose digits differ in height by up to a third either way")
+    parser.add_argument("--pens", type=int, default=200,
+                        help="numbers of 2-6 digits written small, large, with a fine pen and with a fat marker, each")
     parser.add_argument("--timed", type=int, default=60, help="4-digit numbers of each gap kind timed in-process")
     args = parser.parse_args()
 
@@ -226,6 +241,7 @@ def main() -> None:
     uphill = numbers_of(images, labels, args.uphill, rng, lengths=range(2, 7), tilt=(4, 12))
     mixed = numbers_of(images, labels, args.mixed_sizes, rng, lengths=range(2, 7), sizes=MOST_SIZES,
                        baselines=MOST_BASELINES)
+    pens = {name: numbers_of(images, labels, args.pens, rng, lengths=range(2, 7), **pen) for name, pen in PENS.items()}
 
     server = None if args.url else Gunicorn("app:create_app()", workers=2)
     url = args.url or server.url
@@ -251,9 +267,9 @@ def main() -> None:
         with ThreadPoolExecutor(4) as pool:
             from_page = list(pool.map(lambda item: ask(item[2]["page"])[0], numbers))
             from_photos = list(pool.map(lambda item: ask(item[0])[0], photos))
-            from_uphill, from_mixed = ([list(pool.map(lambda item: ask(item[0])[0], these)),
-                                        list(pool.map(lambda item: ask(item[2]["page"])[0], these))]
-                                       for these in (uphill, mixed))
+            from_uphill, from_mixed, *from_pens = ([list(pool.map(lambda item: ask(item[0])[0], these)),
+                                                    list(pool.map(lambda item: ask(item[2]["page"])[0], these))]
+                                                   for these in (uphill, mixed, *pens.values()))
     finally:
         if server:
             server.stop()
@@ -315,6 +331,11 @@ def main() -> None:
           f"the number's height and up to {MOST_BASELINES} heights off its line, every canvas kind, "
           f"through {url}/predict/number:\n")
     print_by_gap("digits of mixed sizes", mixed, *from_mixed, [baseline(data, classifier) for data, _, _ in mixed])
+
+    for (name, these), answered in zip(pens.items(), from_pens):
+        print(f"\n{len(these)} numbers of 2-6 MNIST test digits written {name}, every canvas kind, "
+              f"through {url}/predict/number:\n")
+        print_by_gap(name, these, *answered, [baseline(data, classifier) for data, _, _ in these])
 
     times = reading_times(timed)
     print(f"\n4-digit numbers read in this process, one thread, decoding (and the strokes' parsing) included, "

@@ -31,6 +31,8 @@ GAPS = {
     "touching": None,
     "overlapping": (-0.2, -0.08),
 }
+HEIGHTS = (40, 110)   # a number's height in pixels...
+BRUSHES = (0.05, 0.16)  # ...and its pen's width, a share of that height (never under 1.5 px)
 SIZES = 0.15      # a digit's height is the number's times 1 +- up to this...
 BASELINES = 0.08  # ...and its bottom up to this many heights above or below the line
 MOST_SIZES, MOST_BASELINES = 0.35, 0.12  # as far as either can go: the canvas's margins hold no more
@@ -103,23 +105,25 @@ def compose(items: Sequence[tuple[np.ndarray, float]], gaps: Sequence[str], rng:
 
 
 def write(items: Sequence[tuple[np.ndarray, float]], gaps: Sequence[str], rng: random.Random,
-          sizes: float = SIZES, baselines: float = BASELINES) -> Written:
-    """`compose`'s number, with the strokes that drew it."""
+          sizes: float = SIZES, baselines: float = BASELINES, heights: tuple[float, float] = HEIGHTS,
+          brushes: tuple[float, float] = BRUSHES) -> Written:
+    """`compose`'s number, with the strokes that drew it: the number `heights` px high (from, to),
+    the pen `brushes` of that height wide."""
     if not (0 <= sizes <= MOST_SIZES and 0 <= baselines <= MOST_BASELINES):
         raise ValueError(f"sizes must be within 0-{MOST_SIZES} and baselines within 0-{MOST_BASELINES}: "
                          "the canvas's margins hold no more")
-    base = rng.uniform(40, 110)
-    brush = max(1.5, base * rng.uniform(0.05, 0.16))
-    heights = [base * rng.uniform(1 - sizes, 1 + sizes) for _ in items]
+    base = rng.uniform(*heights)
+    brush = max(1.5, base * rng.uniform(*brushes))
+    digit_heights = [base * rng.uniform(1 - sizes, 1 + sizes) for _ in items]
     shifts = [base * rng.uniform(-baselines, baselines) for _ in items]
     angles = [np.radians(rng.uniform(-8, 8)) for _ in items]
     margin = base * 0.4 + brush
-    width = int(sum(a * h for (_, a), h in zip(items, heights)) + len(items) * base + 2 * margin)
+    width = int(sum(a * h for (_, a), h in zip(items, digit_heights)) + len(items) * base + 2 * margin)
     height = int(base * 1.5 + 2 * margin)
     coverage = np.zeros((height, width), np.float32)
     placed = []
     x = margin
-    for n, ((segments, aspect), h) in enumerate(zip(items, heights)):
+    for n, ((segments, aspect), h) in enumerate(zip(items, digit_heights)):
         top = margin + (base * 1.15 - h) + shifts[n]  # bottoms roughly on one line
         if n:
             if GAPS[gaps[n - 1]] is None:

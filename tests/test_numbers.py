@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import random
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from app.core.classifier import STEP, LineReading
 from app.core.preprocess import INK_THRESHOLD, NoDigitError, decode, ink, to_line
 from app.core.segment.number import CUT_HEIGHT, SPLIT_WIDTH
 from app.core.segment.pieces import pieces_from_ink
+from model import mnist, pen
 from tests.drawing import encode, number, paths, picture, render
 
 WHITE = (255, 255, 255, 255)
@@ -120,6 +122,22 @@ def test_a_number_written_uphill_or_downhill(reader, client, digits, slope):
 def test_digits_of_very_different_sizes_well_off_the_line(reader, digits, seed):
     """Sizes 0.6-1.4 of each other, each digit up to 0.4 heights above or below the line."""
     assert read(picture(digits, gap=0.35, jitter=0.4, seed=seed), reader) == digits
+
+
+@pytest.mark.parametrize("seed", [19, 81, 103, 169, 223])
+def test_a_number_written_small_reads_right(reader, mnist_dir, seed):
+    """MNIST test digits redrawn as pen strokes (model/pen.py, as bench.numbers draws them), the
+    number 20-30 px high. Its line is enlarged before it is shrunk to the line reader's strip, as
+    every line the reader learnt from was: shrunk hardly at all, its crisp strokes were read as more
+    digits or other ones ("498" as "4198", "2140" as "2340")."""
+    images, labels = mnist.load("test", mnist_dir, fetch=False)
+    rng = random.Random(seed)
+    chosen = [rng.randrange(1000) for _ in range(rng.randint(2, 4))]
+    gap = rng.choice(["wide", "tight"])
+    written = pen.write([pen.centre_lines(images[i].numpy()) for i in chosen], [gap] * (len(chosen) - 1), rng,
+                        heights=(20, 30))
+    ink_on_white = np.round(255 * (1 - written.coverage)).astype(np.uint8)
+    assert read(encode(Image.fromarray(ink_on_white)), reader) == "".join(str(int(labels[i])) for i in chosen)
 
 
 class SureReader:

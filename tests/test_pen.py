@@ -110,3 +110,12 @@ def test_digits_differ_in_size_and_baseline_as_much_as_asked_and_stay_on_the_can
     assert 1.15 / 0.85 < max(spreads) <= 1.35 / 0.65  # more than the benches' own numbers differ
     with pytest.raises(ValueError, match="sizes"):
         write(items, ["wide"] * 3, random.Random(0), sizes=0.5)
+
+
+def test_a_number_is_as_high_and_its_pen_as_wide_as_asked(strokes):
+    items = [strokes[7], strokes[0], strokes[1]]
+    for heights, brushes in (((20, 20), (0.1, 0.1)), ((200, 200), (0.03, 0.03)), ((80, 80), (0.2, 0.2))):
+        written = write(items, ["wide"] * 2, random.Random(1), sizes=0, baselines=0, heights=heights,
+                        brushes=brushes)
+        assert [h for *_, h, _ in written.placed] == [heights[0]] * 3
+        assert written.brush == max(1.5, heights[0] * brushes[0])

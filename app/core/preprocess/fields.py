@@ -17,6 +17,9 @@ BOX = 20          # MNIST's digit box, in pixels
 FIELD = 28        # MNIST's image size
 LINE_INK = 24     # height of the ink in a line of digits for the line reader, in a FIELD px strip
 LINE_SIDE_MARGIN = 4  # blank columns either side of the line
+LINE_SOURCE = 40  # a line of ink less high than this is enlarged to it before it is shrunk to the strip:
+                  # the line reader learnt from lines at least this high (all but 1%), their strokes
+                  # softened by the shrinking; a number written 20-30 px high, hardly shrunk, it misread
 WORK = 4 * BOX    # resolution at which stroke width is adjusted, then averaged down 4x
 # Stroke width, as a fraction of the digit box's longer side, that MNIST digits span
 # (about 1.5 to 4.5 px in the 20 px box); strokes outside it are thickened or thinned.
@@ -161,6 +164,8 @@ def to_line(ink_map: np.ndarray) -> np.ndarray:
     there is no ink."""
     (top, left, height, width), line_width = _line_geometry(ink_map)
     crop = ink_map[top:top + height, left:left + width].astype(np.float32, copy=False)
+    if height < LINE_SOURCE:
+        crop = _resize(crop, max(1, round(width * LINE_SOURCE / height)), LINE_SOURCE)
     line = np.clip(_resize(crop, line_width, LINE_INK), 0, 1)
     margin = (FIELD - LINE_INK) // 2
     return np.pad(line, ((margin, margin), (LINE_SIDE_MARGIN, LINE_SIDE_MARGIN)))
