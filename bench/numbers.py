@@ -118,8 +118,8 @@ def written_numbers(images: torch.Tensor, labels: torch.Tensor, count: int, rng:
         gap = list(GAPS)[(n // len(lengths)) % len(GAPS)]
         chosen = [rng.randrange(len(images)) for _ in range(length)]
         items = [strokes_of.setdefault(i, centre_lines(images[i].numpy())) for i in chosen]
-        yield (write(items, [gap] * (length - 1), rng, sizes, baselines, **pen), "".join(str(int(labels[i])) for i in chosen),
-               gap, length)
+        yield (write(items, [gap] * (length - 1), rng, sizes, baselines, **pen),
+               "".join(str(int(labels[i])) for i in chosen), gap, length)
 
 
 def numbers_of(images: torch.Tensor, labels: torch.Tensor, count: int, rng: random.Random,

@@ -50,7 +50,7 @@ class Seams:
     Touching digits meet at a few pixels; a path that snakes between them (a seam, as in seam
     carving) separates them where a straight cut would slice through a bar or a tail. For every
     candidate column, the cheapest seam that stays within a band around it is found by dynamic
-    programming, row by row, all candidates at once; `cuts` keeps the cheapest, well apart.
+    programming, row by row, all candidates at once; `seams` keeps the cheapest, well apart.
     """
 
     def __init__(self, ink: np.ndarray) -> None:
