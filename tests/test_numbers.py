@@ -125,7 +125,7 @@ def test_digits_of_very_different_sizes_well_off_the_line(reader, digits, seed):
     assert read(picture(digits, gap=0.35, jitter=0.4, seed=seed), reader) == digits
 
 
-def written(mnist_dir, seed: int, gaps: Sequence[str], **pen_size) -> tuple[bytes, str]:
+def mnist_number(mnist_dir, seed: int, gaps: Sequence[str], **pen_size) -> tuple[bytes, str]:
     """A number of 2-4 MNIST test digits (of the first 1,000) redrawn as pen strokes by model/pen.py,
     as bench.numbers draws them, each neighbour meeting the last as one of `gaps` says; black on
     white, as a PNG; and its digits."""
@@ -133,9 +133,9 @@ def written(mnist_dir, seed: int, gaps: Sequence[str], **pen_size) -> tuple[byte
     rng = random.Random(seed)
     chosen = [rng.randrange(1000) for _ in range(rng.randint(2, 4))]
     gap = rng.choice(gaps)
-    number = pen.write([pen.centre_lines(images[i].numpy()) for i in chosen], [gap] * (len(chosen) - 1), rng,
-                       **pen_size)
-    ink_on_white = np.round(255 * (1 - number.coverage)).astype(np.uint8)
+    written = pen.write([pen.centre_lines(images[i].numpy()) for i in chosen], [gap] * (len(chosen) - 1), rng,
+                        **pen_size)
+    ink_on_white = np.round(255 * (1 - written.coverage)).astype(np.uint8)
     return encode(Image.fromarray(ink_on_white)), "".join(str(int(labels[i])) for i in chosen)
 
 
@@ -144,7 +144,7 @@ def test_a_number_written_small_reads_right(reader, mnist_dir, seed):
     """20-30 px high, apart or close. Its line is enlarged before it is shrunk to the line reader's
     strip, as every line the reader learnt from was: shrunk hardly at all, its crisp strokes were
     read as more digits or other ones ("498" as "4198", "2140" as "2340")."""
-    data, digits = written(mnist_dir, seed, ["wide", "tight"], heights=(20, 30))
+    data, digits = mnist_number(mnist_dir, seed, ["wide", "tight"], heights=(20, 30))
     assert read(data, reader) == digits
 
 
@@ -153,7 +153,7 @@ def test_overlapping_digits_written_with_a_fat_marker_read_right(reader, mnist_d
     """The marker 18-25% of the digits' height wide. The line reader sees their strokes thinned to
     those of the lines it learnt from: fat, they fill the gaps it reads between the digits ("5956"
     read as "556", "880" as "8680")."""
-    data, digits = written(mnist_dir, seed, ["overlapping"], brushes=(0.18, 0.25))
+    data, digits = mnist_number(mnist_dir, seed, ["overlapping"], brushes=(0.18, 0.25))
     assert read(data, reader) == digits
 
 
