@@ -125,11 +125,17 @@ def test_digits_of_very_different_sizes_well_off_the_line(reader, digits, seed):
     assert read(picture(digits, gap=0.35, jitter=0.4, seed=seed), reader) == digits
 
 
-def mnist_number(mnist_dir, seed: int, gaps: Sequence[str], **pen_size) -> tuple[bytes, str]:
+@pytest.fixture(scope="module")
+def mnist_test(mnist_dir) -> tuple[torch.Tensor, torch.Tensor]:
+    """MNIST's test images and labels, read (and their checksums verified) once for the module."""
+    return mnist.load("test", mnist_dir, fetch=False)
+
+
+def mnist_number(mnist_test, seed: int, gaps: Sequence[str], **pen_size) -> tuple[bytes, str]:
     """A number of 2-4 MNIST test digits (of the first 1,000) redrawn as pen strokes by model/pen.py,
     as bench.numbers draws them, each neighbour meeting the last as one of `gaps` says; black on
     white, as a PNG; and its digits."""
-    images, labels = mnist.load("test", mnist_dir, fetch=False)
+    images, labels = mnist_test
     rng = random.Random(seed)
     chosen = [rng.randrange(1000) for _ in range(rng.randint(2, 4))]
     gap = rng.choice(gaps)
@@ -140,20 +146,20 @@ def mnist_number(mnist_dir, seed: int, gaps: Sequence[str], **pen_size) -> tuple
 
 
 @pytest.mark.parametrize("seed", [19, 81, 103, 169, 223])
-def test_a_number_written_small_reads_right(reader, mnist_dir, seed):
+def test_a_number_written_small_reads_right(reader, mnist_test, seed):
     """20-30 px high, apart or close. Its line is enlarged before it is shrunk to the line reader's
     strip, as every line the reader learnt from was: shrunk hardly at all, its crisp strokes were
     read as more digits or other ones ("498" as "4198", "2140" as "2340")."""
-    data, digits = mnist_number(mnist_dir, seed, ["wide", "tight"], heights=(20, 30))
+    data, digits = mnist_number(mnist_test, seed, ["wide", "tight"], heights=(20, 30))
     assert read(data, reader) == digits
 
 
 @pytest.mark.parametrize("seed", [5, 19, 60, 79, 96])
-def test_overlapping_digits_written_with_a_fat_marker_read_right(reader, mnist_dir, seed):
+def test_overlapping_digits_written_with_a_fat_marker_read_right(reader, mnist_test, seed):
     """The marker 18-25% of the digits' height wide. The line reader sees their strokes thinned to
     those of the lines it learnt from: fat, they fill the gaps it reads between the digits ("5956"
     read as "556", "880" as "8680")."""
-    data, digits = mnist_number(mnist_dir, seed, ["overlapping"], brushes=(0.18, 0.25))
+    data, digits = mnist_number(mnist_test, seed, ["overlapping"], brushes=(0.18, 0.25))
     assert read(data, reader) == digits
 
 
