@@ -50,6 +50,10 @@ CASES = {
                                                                    "JPEG", quality=90),
     "cut out around the ink, blue on yellow": lambda d: encode(cut_out(draw(d, paper=(250, 230, 120, 255),
                                                                              ink=(30, 60, 200, 255)))),
+    # A fat marker's strokes, cut out tight, are most of the picture: its border is still the paper.
+    "cut out around a fat marker's ink": lambda d: encode(cut_out(draw(d, brush=40, paper=WHITE))),
+    "cut out around a fat marker's ink, blue on yellow": lambda d: encode(cut_out(draw(
+        d, brush=46, paper=(250, 230, 120, 255), ink=(30, 60, 200, 255)))),
     "tiny": lambda d: encode(draw(d, canvas=(400, 400), box=(50, 300, 24), brush=3)),
     "huge canvas, thin brush": lambda d: encode(draw(d, canvas=(2000, 2000), brush=6)),
     "very thin strokes": lambda d: encode(draw(d, brush=1.5)),

@@ -33,6 +33,7 @@ FRAME_CONTRAST = 0.125
 FRAME_EDGE = 0.25
 FRAME_THIN = 0.1
 FRAME_SPAN = 0.8
+CUT_REACH = 2  # px: a cut-out's edges hold its ink's faint anti-aliased fringe, or JPEG's blur of it
 BORDER_SAMPLES = 4096  # pixels of the border that its colour and noise are measured on
 
 Box = tuple[int, int, int, int]  # x, y, width, height: a part of an image
@@ -116,7 +117,9 @@ def ink_region(image: Picture | Image.Image) -> InkRegion:
         if evenly_lit:
             distance = _channel_max(cv2.absdiff(colour, flat).reshape(colour.shape))
             how = "Ink is how far each pixel's colour is from the paper's, the colour of the border"
-        photo = not evenly_lit or _mostly_ink(distance)  # uneven light, or the border is not paper
+        # Uneven light, or the border is not the paper: unless the ink runs into all four edges,
+        # a digit cut out of a scan so tightly that its fat strokes are most of the picture.
+        photo = not evenly_lit or (_mostly_ink(distance) and not _cut_tight(distance))
         if photo:
             distance = _without_frame(_contrast_to_paper(colour))
             least = MIN_CONTRAST_TO_PAPER
@@ -256,6 +259,14 @@ def _mostly_ink(distance: np.ndarray) -> bool:
     ink. Judged on every fourth pixel of every fourth row."""
     sample = distance[::4, ::4]
     return np.count_nonzero(sample > MIN_CONTRAST * 255) * 2 > sample.size
+
+
+def _cut_tight(distance: np.ndarray) -> bool:
+    """Whether what stands out from the border's colour reaches within CUT_REACH px of every edge:
+    a picture cut down to the box around its ink. A sheet on a desk does not: the desk shows around it."""
+    x, y, width, height = cv2.boundingRect((distance > MIN_CONTRAST * 255).view(np.uint8))
+    rows, cols = distance.shape
+    return width > 0 and max(x, y, cols - x - width, rows - y - height) <= CUT_REACH
 
 
 def _without_frame(contrast: np.ndarray) -> np.ndarray:
