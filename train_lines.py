@@ -49,6 +49,9 @@ parser.add_argument("--written-digits", type=int, default=60000,
 parser.add_argument("--sizes", type=float, default=pen.MOST_SIZES,
                     help="a written line's digits differ in height by up to +- this share (each line its own, from "
                          f"{EVEN_SIZES}), and sit up to {EVEN_BASELINES}-{pen.MOST_BASELINES} heights off its line")
+parser.add_argument("--brushes", type=float, nargs=2, default=list(pen.BRUSHES), metavar=("LOW", "HIGH"),
+                    help="a written line's pen width, a share of its height, from the finest to the fattest "
+                         f"(default: {pen.BRUSHES[0]} {pen.BRUSHES[1]}, the benches' main sets' pens)")
 parser.add_argument("--most-digits", type=int, default=8, help="training lines have 1 to this many digits")
 parser.add_argument("--pen", type=float, default=0.5,
                     help="share of the other lines whose bitmaps are redrawn along their centre lines at 28 px")
@@ -113,7 +116,8 @@ def written_lines(images: torch.Tensor, labels: torch.Tensor, count: int, seed: 
         gaps = [rng.choice(list(pen.GAPS)) if way == "mixed" else way for _ in chosen[1:]]
         # Some hands keep their digits one size and on one line, some do not.
         sizes, baselines = rng.uniform(EVEN_SIZES, args.sizes), rng.uniform(EVEN_BASELINES, pen.MOST_BASELINES)
-        xs.append(to_line(pen.compose([strokes[i] for i in chosen], gaps, rng, sizes, baselines)))
+        written = pen.write([strokes[i] for i in chosen], gaps, rng, sizes, baselines, brushes=tuple(args.brushes))
+        xs.append(to_line(written.coverage))
         ys.append(labels[pool[chosen]].numpy())
     return xs, ys
 
