@@ -116,8 +116,8 @@ def written_lines(images: torch.Tensor, labels: torch.Tensor, count: int, seed: 
         gaps = [rng.choice(list(pen.GAPS)) if way == "mixed" else way for _ in chosen[1:]]
         # Some hands keep their digits one size and on one line, some do not.
         sizes, baselines = rng.uniform(EVEN_SIZES, args.sizes), rng.uniform(EVEN_BASELINES, pen.MOST_BASELINES)
-        written = pen.write([strokes[i] for i in chosen], gaps, rng, sizes, baselines, brushes=tuple(args.brushes))
-        xs.append(to_line(written.coverage))
+        xs.append(to_line(pen.compose([strokes[i] for i in chosen], gaps, rng, sizes, baselines,
+                                      brushes=tuple(args.brushes))))
         ys.append(labels[pool[chosen]].numpy())
     return xs, ys
 

@@ -37,8 +37,9 @@ SIZES = 0.15      # a digit's height is the number's times 1 +- up to this...
 BASELINES = 0.08  # ...and its bottom up to this many heights above or below the line
 MOST_SIZES, MOST_BASELINES = 0.35, 0.12  # as far as either can go: the canvas's margins hold no more
 SUBPIXEL = 4  # cv2.line's fixed-point precision (shift=2)
-COVERED = 0.03  # digit heights: a pen stroke this close to one drawn before adds no ink (the
-                # thinnest brush `compose` uses is 0.05 heights wide)
+COVERED = 0.03  # digit heights: a pen stroke this close to one drawn before adds no ink (BRUSHES'
+                # finest is 0.05 heights wide; a finer pen's strokes may leave out a spur's tip, which
+                # the picture, painted from the centre lines, still has)
 
 
 def centre_lines(digit: np.ndarray) -> tuple[np.ndarray, float]:
@@ -97,18 +98,19 @@ class Written:
 
 
 def compose(items: Sequence[tuple[np.ndarray, float]], gaps: Sequence[str], rng: random.Random,
-            sizes: float = SIZES, baselines: float = BASELINES) -> np.ndarray:
+            sizes: float = SIZES, baselines: float = BASELINES, heights: tuple[float, float] = HEIGHTS,
+            brushes: tuple[float, float] = BRUSHES) -> np.ndarray:
     """A number's coverage map (H, W) in [0, 1]: the digits' `centre_lines` side by side, left to
     right, each meeting its left neighbour as `gaps` says (one of GAPS per neighbour). Each digit's
-    height is the number's times 1 +- up to `sizes`, its bottom up to `baselines` heights off the line."""
-    return write(items, gaps, rng, sizes, baselines).coverage
+    height is the number's times 1 +- up to `sizes`, its bottom up to `baselines` heights off the
+    line; the number is `heights` px high (from, to), the pen `brushes` of that height wide."""
+    return write(items, gaps, rng, sizes, baselines, heights, brushes).coverage
 
 
 def write(items: Sequence[tuple[np.ndarray, float]], gaps: Sequence[str], rng: random.Random,
           sizes: float = SIZES, baselines: float = BASELINES, heights: tuple[float, float] = HEIGHTS,
           brushes: tuple[float, float] = BRUSHES) -> Written:
-    """`compose`'s number, with the strokes that drew it: the number `heights` px high (from, to),
-    the pen `brushes` of that height wide."""
+    """`compose`'s number, with the strokes that drew it."""
     if not (0 <= sizes <= MOST_SIZES and 0 <= baselines <= MOST_BASELINES):
         raise ValueError(f"sizes must be within 0-{MOST_SIZES} and baselines within 0-{MOST_BASELINES}: "
                          "the canvas's margins hold no more")
