@@ -20,8 +20,10 @@ from PIL import Image
 from app.core import segment
 from app.core.classifier import STEP, LineReading
 from app.core.preprocess import INK_THRESHOLD, NoDigitError, decode, ink, to_line
+from app.core.segment.cuts import Seams
 from app.core.segment.number import CUT_HEIGHT, SPLIT_WIDTH
 from app.core.segment.pieces import pieces_from_ink
+from app.core.segment.weigh import FIRST_VALLEYS
 from model import mnist, pen
 from tests.drawing import encode, number, paths, picture, render
 
@@ -341,6 +343,16 @@ def test_a_pen_tap_beside_a_digit_is_a_speck(reader, digits, right, down):
     image = render(strokes, canvas=canvas, brush=brush, supersample=2)
     image.alpha_composite(render([np.array([[x, y], [x + 0.01, y]])], canvas=canvas, brush=14, supersample=2))
     assert read(encode(image), reader) == digits
+
+
+def test_a_group_too_narrow_for_any_seam_is_offered_whole():
+    # A 1 alone is narrower than the narrowest digit a seam could part from it: no seams, no pieces,
+    # and the group is read as the one digit it is.
+    stroke = np.zeros((CUT_HEIGHT, 6), np.float32)
+    stroke[4:-4, 2:4] = 1.0
+    seams = Seams(stroke)
+    assert seams.seams() == [] and seams.seams(FIRST_VALLEYS) == []
+    assert seams.cuts() == (1, [])
 
 
 @pytest.mark.parametrize("kind", ["transparent", "white JPEG", "dark", "coloured"])

@@ -64,7 +64,8 @@ class Seams:
         low, high = max(1, int(MIN_DIGIT_WIDTH * height)), min(width - 1, width - int(MIN_DIGIT_WIDTH * height))
         self._step = max(1, round(0.03 * height))  # between candidate columns
         self._centres = np.arange(low, high, self._step)
-        if self._centres.size == 0:
+        if self._centres.size == 0:  # too narrow for any seam
+            self._price, self._paths, self._fair = np.empty(0), np.empty((0, height), int), np.empty(0, bool)
             return
         columns = self._centres[:, None] + np.arange(-band, band + 1)[None, :]          # (K, 2B+1)
         inside = (columns >= 0) & (columns < width)
