@@ -11,6 +11,7 @@ import io
 import random
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -343,6 +344,19 @@ def test_a_pen_tap_beside_a_digit_is_a_speck(reader, digits, right, down):
     image = render(strokes, canvas=canvas, brush=brush, supersample=2)
     image.alpha_composite(render([np.array([[x, y], [x + 0.01, y]])], canvas=canvas, brush=14, supersample=2))
     assert read(encode(image), reader) == digits
+
+
+@pytest.mark.parametrize("font", ["SIMPLEX", "PLAIN", "DUPLEX", "COMPLEX", "TRIPLEX", "SCRIPT_SIMPLEX",
+                                  "SCRIPT_COMPLEX"])
+def test_numbers_written_in_a_stroke_font(reader, font):
+    """Digits of a shape unlike the pen paths the other tests draw (OpenCV's Hershey stroke fonts,
+    serifs and script ones included, upright and slanted), at the fonts' own spacing."""
+    for digits, slant in [("2026", 0), ("0123456789", 0), ("84", cv2.FONT_ITALIC), ("13579", cv2.FONT_ITALIC)]:
+        face = getattr(cv2, f"FONT_HERSHEY_{font}") | slant
+        (width, height), _ = cv2.getTextSize(digits, face, 3, 6)
+        image = np.full((2 * height + 40, width + 60), 255, np.uint8)
+        cv2.putText(image, digits, (30, height + 20), face, 3, 0, 6, cv2.LINE_AA)
+        assert read(cv2.imencode(".png", image)[1].tobytes(), reader) == digits, (font, slant)
 
 
 def test_a_group_too_narrow_for_any_seam_is_offered_whole():
