@@ -203,11 +203,17 @@ def scanner(image: np.ndarray) -> bytes:
     return encode(Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)))
 
 
-def on_desk(image: np.ndarray, desk: tuple[int, int, int] | None, rng: random.Random) -> np.ndarray:
+def on_desk(image: np.ndarray, desk: tuple[int, int, int] | None, rng: random.Random, turned: float = 0.0
+            ) -> np.ndarray:
     """A sheet lying on a desk that shows around it, 3-12% of the sheet's size on each side (no
-    desk: the sheet fills the picture)."""
+    desk: the sheet fills the picture); or, `turned` by that many degrees, photographed close, so
+    that the sheet fills the picture but for the desk in its corners."""
     if desk is None:
         return image
+    if turned:
+        height, width = image.shape[:2]
+        turn = cv2.getRotationMatrix2D((width / 2, height / 2), turned, 1.0)
+        return cv2.warpAffine(image, turn, (width, height), flags=cv2.INTER_LINEAR, borderValue=desk)
     height, width = image.shape[:2]
     mx, my = round(width * rng.uniform(0.03, 0.12)), round(height * rng.uniform(0.03, 0.12))
     out = np.empty((height + 2 * my, width + 2 * mx, 3), np.float32)
@@ -218,11 +224,11 @@ def on_desk(image: np.ndarray, desk: tuple[int, int, int] | None, rng: random.Ra
 
 def photo(digit: int, paper: tuple[int, int, int], ink: tuple[int, int, int], seed: int,
           size: tuple[int, int] = (1200, 900), margin: bool = False,
-          desk: tuple[int, int, int] | None = None) -> bytes:
-    """`digit` written on a sheet of `paper` (with a red margin line, lying on a `desk`) and
-    photographed: a JPEG as a phone sends it."""
+          desk: tuple[int, int, int] | None = None, turned: float = 0.0) -> bytes:
+    """`digit` written on a sheet of `paper` (with a red margin line, lying on a `desk`, `turned` on
+    it) and photographed: a JPEG as a phone sends it."""
     rng = random.Random(seed)
-    return camera(on_desk(written(digit, sheet(*size, paper, rng, margin), ink, rng), desk, rng), rng)
+    return camera(on_desk(written(digit, sheet(*size, paper, rng, margin), ink, rng), desk, rng, turned), rng)
 
 
 def scan(digit: int, paper: tuple[int, int, int], ink: tuple[int, int, int], seed: int,

@@ -121,6 +121,14 @@ def test_photos_of_a_sheet_lying_on_a_desk_read_right(desk, classify):
             f"on a {desk} desk: wrote {digit}"
 
 
+@pytest.mark.parametrize("desk, turned", [("dark wood", -12), ("light wood", 8), ("black", 12)])
+def test_photos_of_a_sheet_turned_on_a_desk_read_right(desk, turned, classify):
+    """The sheet fills the photo but for the desk in its corners, which is not ink either."""
+    for digit in range(10):
+        assert classify(photo(digit, (246, 244, 238), (25, 45, 140), seed=digit, desk=DESKS[desk],
+                              turned=turned)) == digit, f"turned {turned} degrees on a {desk} desk: wrote {digit}"
+
+
 @pytest.mark.parametrize("kind", ["blue pen on a white notebook", "pencil on cream paper", "black pen on a yellow pad"])
 def test_scans_of_ruled_and_squared_paper_read_right(kind, classify):
     # Evenly lit, a scan is read as a canvas is: its lines stand out from the paper as the ink does,
