@@ -271,7 +271,8 @@ def _paper_and_ink(deviation: np.ndarray) -> bool:
     """Whether a border's colours (`deviation`: each one's distance from their median) are paper
     crossed by ink, hardly anything between: PAPER_SHARE of them paper (within FLAT_BORDER), the
     farthest CROSSING_INK from it, at most BETWEEN neither paper nor INK_SHARE as far as those. Light
-    falling off across a photo strays less far (17-42 levels in 1,500 photos and their thumbnails)."""
+    falling off across a photo strays less far (13-48 levels, where as much of its border is paper
+    and as little between, in 2,530 photos and thumbnails)."""
     farthest = _quantile(deviation, 0.99)
     paper = np.count_nonzero(deviation <= FLAT_BORDER)
     between = np.count_nonzero(deviation < INK_SHARE * farthest) - paper
