@@ -210,11 +210,10 @@ def on_desk(image: np.ndarray, desk: tuple[int, int, int] | None, rng: random.Ra
     that the sheet fills the picture but for the desk in its corners."""
     if desk is None:
         return image
+    height, width = image.shape[:2]
     if turned:
-        height, width = image.shape[:2]
         turn = cv2.getRotationMatrix2D((width / 2, height / 2), turned, 1.0)
         return cv2.warpAffine(image, turn, (width, height), flags=cv2.INTER_LINEAR, borderValue=desk)
-    height, width = image.shape[:2]
     mx, my = round(width * rng.uniform(0.03, 0.12)), round(height * rng.uniform(0.03, 0.12))
     out = np.empty((height + 2 * my, width + 2 * mx, 3), np.float32)
     out[:] = desk

@@ -124,16 +124,21 @@ def ink_region(image: Picture | Image.Image) -> InkRegion:
         deviation = _channel_max(cv2.absdiff(border[:, None, :], flat).reshape(-1, 1, colour.shape[-1])).ravel()
         evenly_lit = (_quantile(deviation, 0.9) <= FLAT_BORDER
                       or np.count_nonzero(deviation <= 1) >= EXACT_PAPER * deviation.size)
-        if evenly_lit or _paper_and_ink(deviation):
+        crossed = not evenly_lit and _paper_and_ink(deviation)
+        if evenly_lit or crossed:
             distance = _channel_max(cv2.absdiff(colour, flat).reshape(colour.shape))
-            # A border of paper crossed by ink, nothing in between, is a digit cut out of a scan
-            # whose JPEG left no part of the paper one colour, if its ink runs into every edge and
-            # the paper is most of the picture (else it is a desk around a sheet that fills it).
-            evenly_lit = evenly_lit or (_cut_tight(distance) and not _mostly_ink(distance))
             how = "Ink is how far each pixel's colour is from the paper's, the colour of the border"
-        # Uneven light, or the border is not the paper: unless the ink runs into all four edges,
-        # a digit cut out of a scan so tightly that its fat strokes are most of the picture.
-        photo = not evenly_lit or (_mostly_ink(distance) and not _cut_tight(distance))
+        if evenly_lit:
+            # Unless most of it stands out, when the border is a desk around a sheet; but not where
+            # that runs into all four edges: a digit cut out tight around a fat marker's strokes.
+            photo = _mostly_ink(distance) and not _cut_tight(distance)
+        elif crossed:
+            # A border of paper crossed by ink, nothing between, is a digit cut out of a scan whose
+            # JPEG left no part of the paper one colour, if its ink runs into every edge and the paper
+            # is most of the picture (else it is a desk around a sheet that fills the picture).
+            photo = not _cut_tight(distance) or _mostly_ink(distance)
+        else:
+            photo = True  # uneven light
         if photo:
             distance = _without_frame(_contrast_to_paper(colour))
             least = MIN_CONTRAST_TO_PAPER
@@ -305,7 +310,7 @@ def _without_frame(contrast: np.ndarray) -> np.ndarray:
     mask = (contrast > FRAME_CONTRAST * 255).view(np.uint8)
     count, labels, stats = components(mask)
     height, width = contrast.shape
-    left, top, wide, high, _ = stats.T
+    left, top, wide, high, area = stats.T
     edge = np.concatenate([labels[0], labels[-1], labels[1:-1, 0], labels[1:-1, -1]])
     on_edge = np.bincount(edge, minlength=count)  # each component's pixels on the picture's edge
     across = (((left == 0) & (left + wide == width) & (high <= FRAME_THIN * height))
@@ -315,7 +320,7 @@ def _without_frame(contrast: np.ndarray) -> np.ndarray:
     # The desk in the corners past a sheet turned a little reaches a corner of the picture, meeting
     # two edges there, while the digit lies inside, away from every edge. A digit cut out around its
     # ink meets the edges with all its strokes, and such a picture is often small: not looked at.
-    if min(height, width) >= CORNERS_FROM and ((on_edge == 0) & (stats[:, 4] >= INSIDE * height * width)).any():
+    if min(height, width) >= CORNERS_FROM and ((on_edge == 0) & (area >= INSIDE * height * width)).any():
         at_top, at_bottom, at_left, at_right = (np.bincount(side, minlength=count) > 0
                                                 for side in (labels[0], labels[-1], labels[:, 0], labels[:, -1]))
         frame |= (at_top | at_bottom) & (at_left | at_right)
