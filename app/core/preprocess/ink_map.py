@@ -33,9 +33,13 @@ FRAME_CONTRAST = 0.125
 FRAME_EDGE = 0.25
 FRAME_THIN = 0.1
 FRAME_SPAN = 0.8
-# What reaches a corner of a photo at least CORNERS_FROM px on its shorter side is the desk past a turned
-# sheet, where ink of at least INSIDE of its area lies away from every edge (what was written on it).
-CORNERS_FROM = 48
+# In a photo at least SHEET_FROM px on its shorter side (smaller ones are cut-outs more often than
+# sheets), the desk is also what lies along one side, meeting FRAME_ALONG of it, on average no deeper
+# than FRAME_THIN of the photo (the desk beside a sheet that fills the rest); and what reaches a corner,
+# the desk past a turned sheet, where ink of at least INSIDE of its area lies away from every edge
+# (what was written on it).
+SHEET_FROM = 48
+FRAME_ALONG = 0.5
 INSIDE = 0.001
 CUT_REACH = 2  # px: a cut-out's edges hold its ink's faint anti-aliased fringe, or JPEG's blur of it
 # A border that is paper crossed by ink: PAPER_SHARE of it within FLAT_BORDER of its median, at most
@@ -303,10 +307,10 @@ def _cut_tight(distance: np.ndarray) -> bool:
 
 def _without_frame(contrast: np.ndarray) -> np.ndarray:
     """A photo's contrast map without its frame: what stands out along much of the picture's edge
-    (the desk around the sheet, a shadow) or in its very corners (the desk past a sheet turned a
-    little), crosses it as a line (a margin line) or spans most of its width or height (the sheet's
-    own edges). A digit written on the sheet does none of these, even one that runs into the
-    picture's edge, or one cut out so that it spans the picture."""
+    or a side of it (the desk around the sheet or beside it, a shadow) or in its very corners (the
+    desk past a sheet turned a little), crosses it as a line (a margin line) or spans most of its
+    width or height (the sheet's own edges). A digit written on the sheet does none of these, even
+    one that runs into the picture's edge, or one cut out so that it spans the picture."""
     mask = (contrast > FRAME_CONTRAST * 255).view(np.uint8)
     count, labels, stats = components(mask)
     height, width = contrast.shape
@@ -317,13 +321,18 @@ def _without_frame(contrast: np.ndarray) -> np.ndarray:
               | ((top == 0) & (top + high == height) & (wide <= FRAME_THIN * width)))
     spans = (wide >= FRAME_SPAN * width) | (high >= FRAME_SPAN * height)
     frame = (on_edge >= FRAME_EDGE * edge.size) | across | (spans & (on_edge == 0))
-    # The desk in the corners past a sheet turned a little reaches a corner of the picture, meeting
-    # two edges there, while the digit lies inside, away from every edge. A digit cut out around its
-    # ink meets the edges with all its strokes, and such a picture is often small: not looked at.
-    if min(height, width) >= CORNERS_FROM and ((on_edge == 0) & (area >= INSIDE * height * width)).any():
-        at_top, at_bottom, at_left, at_right = (np.bincount(side, minlength=count) > 0
-                                                for side in (labels[0], labels[-1], labels[:, 0], labels[:, -1]))
-        frame |= (at_top | at_bottom) & (at_left | at_right)
+    # A digit cut out around its ink meets the edges with all its strokes, and such a picture is
+    # often small: not looked at.
+    if min(height, width) >= SHEET_FROM:
+        sides = [np.bincount(side, minlength=count) for side in (labels[0], labels[-1], labels[:, 0], labels[:, -1])]
+        # The desk beside a sheet is a band along a side; a digit meets a side, if at all, across its strokes.
+        for on_side, length, depth in zip(sides, (width, width, height, height), (height, height, width, width)):
+            frame |= (on_side >= FRAME_ALONG * length) & (area <= FRAME_THIN * on_side * depth)
+        # The desk in the corners past a sheet turned a little reaches a corner of the picture, meeting
+        # two edges there, while the digit lies inside, away from every edge.
+        if ((on_edge == 0) & (area >= INSIDE * height * width)).any():
+            at_top, at_bottom, at_left, at_right = (on_side > 0 for on_side in sides)
+            frame |= (at_top | at_bottom) & (at_left | at_right)
     frame[0] = False
     if not frame.any():
         return contrast
