@@ -132,12 +132,23 @@ def test_a_photographed_blank_sheet_on_a_desk_is_no_digit(kind, desk):
             preprocess(camera(on_desk(sheet(1000, 750, PAPERS[kind][0], rng), DESKS[desk], rng), rng))
 
 
-@pytest.mark.parametrize("desk, turned", [("dark wood", -12), ("light wood", 8), ("black", 12)])
-def test_photos_of_a_sheet_turned_on_a_desk_read_right(desk, turned, classify):
-    """The sheet fills the photo but for the desk in its corners, which is not ink either."""
+@pytest.mark.parametrize("kind, desk, turned", [
+    ("blue pen on a white notebook", "dark wood", -12), ("blue pen on a white notebook", "light wood", 8),
+    ("blue pen on a white notebook", "black", 12), ("chalk on a green board", "grey", -12),
+    ("chalk on a green board", "grey", 12), ("pencil on cream paper", "light wood", 12),
+])
+@pytest.mark.parametrize("side", [None, 100], ids=["photo", "thumbnail"])
+def test_photos_of_a_sheet_turned_on_a_desk_read_right(kind, desk, turned, side, classify):
+    """The sheet fills the photo but for the desk in its corners and, where light falls off, wedges of it
+    along the sides: none of it is ink, in the photo or in a thumbnail of it `side` px long."""
+    paper, ink_colour = PAPERS[kind]
     for digit in range(10):
-        assert classify(photo(digit, (246, 244, 238), (25, 45, 140), seed=digit, desk=DESKS[desk],
-                              turned=turned)) == digit, f"turned {turned} degrees on a {desk} desk: wrote {digit}"
+        data = photo(digit, paper, ink_colour, seed=digit, desk=DESKS[desk], turned=turned)
+        if side:
+            image = Image.open(io.BytesIO(data))
+            image.thumbnail((side, side), Image.Resampling.LANCZOS)
+            data = encode(image, "JPEG", quality=80)
+        assert classify(data) == digit, f"{kind} turned {turned} degrees on a {desk} desk: wrote {digit}"
 
 
 @pytest.mark.parametrize("kind", ["blue pen on a white notebook", "pencil on cream paper", "black pen on a yellow pad"])

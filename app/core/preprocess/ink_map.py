@@ -37,7 +37,7 @@ FRAME_SPAN = 0.8
 # sheets), the desk is also what lies along one side, meeting FRAME_ALONG of it, on average no deeper
 # than FRAME_THIN of the photo (the desk beside a sheet that fills the rest); and what reaches a corner,
 # the desk past a turned sheet, where ink of at least INSIDE of its area lies away from every edge
-# (what was written on it).
+# (what was written on it), with what lies along a side there however short.
 SHEET_FROM = 48
 FRAME_ALONG = 0.5
 INSIDE = 0.001
@@ -325,14 +325,22 @@ def _without_frame(contrast: np.ndarray) -> np.ndarray:
     # often small: not looked at.
     if min(height, width) >= SHEET_FROM:
         sides = [np.bincount(side, minlength=count) for side in (labels[0], labels[-1], labels[:, 0], labels[:, -1])]
-        # The desk beside a sheet is a band along a side; a digit meets a side, if at all, across its strokes.
-        for on_side, length, depth in zip(sides, (width, width, height, height), (height, height, width, width)):
-            frame |= (on_side >= FRAME_ALONG * length) & (area <= FRAME_THIN * on_side * depth)
+        # The desk beside a sheet lies along a side, on average no deeper than FRAME_THIN of the picture
+        # from it; a digit meets a side, if at all, across its strokes.
+        lengths, depths = (width, width, height, height), (height, height, width, width)
+        along = [area <= FRAME_THIN * on_side * depth for on_side, depth in zip(sides, depths)]
+        frame |= np.logical_or.reduce([lies & (on_side >= FRAME_ALONG * length)
+                                       for lies, on_side, length in zip(along, sides, lengths)])
         # The desk in the corners past a sheet turned a little reaches a corner of the picture, meeting
-        # two edges there, while the digit lies inside, away from every edge.
+        # two edges there, while the digit lies inside, away from every edge. Where the desk shows so,
+        # what lies along a side is desk too, however short: light falling off parts a wedge of it from
+        # the corner.
         if ((on_edge == 0) & (area >= INSIDE * height * width)).any():
             at_top, at_bottom, at_left, at_right = (on_side > 0 for on_side in sides)
-            frame |= (at_top | at_bottom) & (at_left | at_right)
+            corners = (at_top | at_bottom) & (at_left | at_right)
+            corners[0] = False
+            if corners.any():
+                frame |= corners | np.logical_or.reduce(along)
     frame[0] = False
     if not frame.any():
         return contrast
