@@ -62,6 +62,10 @@ CASES = {
     "cut out around a fat marker's ink of a grey scan, JPEG": lambda d: encode(rgb(cut_out(draw(
         d, canvas=(200, 200), box=(60, 60, 80), brush=28, paper=(238, 238, 238, 255), ink=(50, 50, 50, 255)))),
         "JPEG", quality=80),
+    # Coloured, JPEG smears the ink's colour into the paper around it; its brightness stays sharp.
+    "cut out around the ink, blue on yellow JPEG": lambda d: encode(rgb(cut_out(draw(
+        d, canvas=(200, 200), box=(60, 60, 80), brush=14, paper=(250, 230, 120, 255), ink=(30, 60, 200, 255)))),
+        "JPEG", quality=90),
     "tiny": lambda d: encode(draw(d, canvas=(400, 400), box=(50, 300, 24), brush=3)),
     "huge canvas, thin brush": lambda d: encode(draw(d, canvas=(2000, 2000), brush=6)),
     "very thin strokes": lambda d: encode(draw(d, brush=1.5)),
