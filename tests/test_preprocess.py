@@ -62,6 +62,10 @@ CASES = {
     "cut out around a fat marker's ink of a grey scan, JPEG": lambda d: encode(rgb(cut_out(draw(
         d, canvas=(200, 200), box=(60, 60, 80), brush=28, paper=(238, 238, 238, 255), ink=(50, 50, 50, 255)))),
         "JPEG", quality=80),
+    # Cut out tiny, JPEG and anti-aliasing leave its border neither paper nor crossed: too small for a photo.
+    "cut out around the ink of a grey scan, tiny JPEG": lambda d: encode(rgb(cut_out(draw(
+        d, canvas=(100, 100), box=(30, 30, 24), brush=3.5, paper=(238, 238, 238, 255), ink=(50, 50, 50, 255)))),
+        "JPEG", quality=75),
     # Coloured, JPEG smears the ink's colour into the paper around it; its brightness stays sharp.
     "cut out around the ink, blue on yellow JPEG": lambda d: encode(rgb(cut_out(draw(
         d, canvas=(200, 200), box=(60, 60, 80), brush=14, paper=(250, 230, 120, 255), ink=(30, 60, 200, 255)))),

@@ -42,6 +42,7 @@ SHEET_FROM = 48
 FRAME_ALONG = 0.5
 INSIDE = 0.001
 CUT_REACH = 2  # px: a cut-out's edges hold its ink's faint anti-aliased fringe, or JPEG's blur of it
+CUT_OUT_UNDER = 32  # px on its longer side: a picture this small is a cut-out, never a photo of a sheet
 # A border that is paper crossed by ink: PAPER_SHARE of it within FLAT_BORDER of its median, at most
 # BETWEEN of it neither that nor as far from it as INK_SHARE of its farthest pixels' distance.
 PAPER_SHARE = 0.6
@@ -132,7 +133,8 @@ def ink_region(image: Picture | Image.Image) -> InkRegion:
         crossed = not evenly_lit and _paper_and_ink(deviation)
         # Or crossed in brightness alone, the picture judged by that (a coloured cut-out's JPEG).
         brightness = None if evenly_lit or crossed or colour.shape[-1] != 3 else _crossed_in_brightness(colour)
-        if evenly_lit or crossed or brightness is not None:
+        small = max(colour.shape[:2]) < CUT_OUT_UNDER
+        if evenly_lit or crossed or brightness is not None or small:
             distance = _channel_max(cv2.absdiff(colour, flat).reshape(colour.shape))
             how = "Ink is how far each pixel's colour is from the paper's, the colour of the border"
         if evenly_lit:
@@ -146,7 +148,9 @@ def ink_region(image: Picture | Image.Image) -> InkRegion:
             judged = distance if brightness is None else brightness
             photo = not _cut_tight(judged) or _hardly_paper(judged)
         else:
-            photo = True  # uneven light
+            # Uneven light; but in a picture too small to be a photo of a sheet, whose ink runs into
+            # every edge, a cut-out whose border JPEG and anti-aliasing left neither paper nor crossed.
+            photo = not (small and _cut_tight(distance))
         if photo:
             distance = _without_frame(_contrast_to_paper(colour))
             least = MIN_CONTRAST_TO_PAPER
