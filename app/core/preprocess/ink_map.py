@@ -124,10 +124,7 @@ def ink_region(image: Picture | Image.Image) -> InkRegion:
             paper = np.median(opaque, axis=0) if len(opaque) else np.full(colour.shape[-1], 255.0)
             weight = cv2.merge([alpha] * colour.shape[-1]).reshape(colour.shape).astype(np.float32) * (1 / 255)
             colour = np.round(colour * weight + paper * (1 - weight)).astype(np.uint8)
-        border = _border(colour)
-        border_colour = _median(border)
-        flat = (*(float(v) for v in np.round(border_colour)), 0.0)  # one colour, as an OpenCV scalar
-        deviation = _channel_max(cv2.absdiff(border[:, None, :], flat).reshape(-1, 1, colour.shape[-1])).ravel()
+        flat, deviation = _off_the_border(colour)
         evenly_lit = (_quantile(deviation, 0.9) <= FLAT_BORDER
                       or np.count_nonzero(deviation <= 1) >= EXACT_PAPER * deviation.size)
         crossed = not evenly_lit and _paper_and_ink(deviation)
@@ -214,6 +211,15 @@ def _border(a: np.ndarray) -> np.ndarray:
     strips = [a[:b], a[-b:], a[b:-b, :b], a[b:-b, -b:]]
     step = max(1, sum(strip.shape[0] * strip.shape[1] for strip in strips) // BORDER_SAMPLES)
     return np.concatenate([strip.reshape(-1, *a.shape[2:])[::step] for strip in strips])
+
+
+def _off_the_border(image: np.ndarray) -> tuple[tuple[float, ...], np.ndarray]:
+    """The border's median colour of a uint8 (H, W, C) image, rounded, as an OpenCV scalar; and how far
+    each of the border's sampled pixels lies from it (its largest difference over the channels)."""
+    border = _border(image)
+    flat = (*(float(v) for v in np.round(_median(border))), 0.0)
+    deviation = _channel_max(cv2.absdiff(border[:, None, :], flat).reshape(-1, 1, image.shape[-1])).ravel()
+    return flat, deviation
 
 
 def _channel_max(a: np.ndarray) -> np.ndarray:
@@ -305,9 +311,8 @@ def _crossed_in_brightness(colour: np.ndarray) -> np.ndarray | None:
     falling off does, but its brightness is still sharp (58.6 -> 74.3% of such cut-outs read right;
     no photo read differently)."""
     brightness = cv2.cvtColor(colour, cv2.COLOR_RGB2GRAY)
-    border = _border(brightness)
-    level = float(np.round(np.median(border)))
-    return cv2.absdiff(brightness, level) if _paper_and_ink(cv2.absdiff(border, level).ravel()) else None
+    level, deviation = _off_the_border(brightness[..., None])
+    return cv2.absdiff(brightness, level) if _paper_and_ink(deviation) else None
 
 
 def _mostly_ink(distance: np.ndarray) -> bool:
