@@ -109,61 +109,96 @@ class InkRegion:
         return ink_map
 
 
+@dataclass(frozen=True)
+class _Background:
+    """What lies behind the ink, as far as finding the ink goes: how far ink must stand out from it
+    at least (of full scale), whether faint marks on it (ruled lines) are left out, and whether it
+    is a photo, whose edges may be the desk's rather than the paper's."""
+
+    how: str
+    least: float
+    faint: float
+    photo: bool
+
+
+TRANSPARENT = _Background("The background is transparent: the alpha channel is the ink", MIN_CONTRAST, 0.0, False)
+PAPER = _Background("Ink is how far each pixel's colour is from the paper's, the colour of the border",
+                    MIN_CONTRAST, FAINT, False)
+PHOTO = _Background("The light is uneven (or the border is not the paper), so the paper was estimated everywhere: "
+                    "ink is the contrast to it, leaving out the sheet's edges and what lies around it",
+                    MIN_CONTRAST_TO_PAPER, FAINT, True)
+
+
 def ink_region(image: Picture | Image.Image) -> InkRegion:
     """`ink`'s map, as the part of it that holds ink and where that lies."""
     picture = image if isinstance(image, Picture) else Picture.of(image)
-    colour, alpha = picture.colour, picture.alpha
-    least, faint, photo = MIN_CONTRAST, 0.0, False
+    alpha = picture.alpha
     if alpha is not None and np.count_nonzero(alpha < 128) * 2 >= alpha.size:
-        distance = alpha
-        how = "The background is transparent: the alpha channel is the ink"
-    else:
-        faint = FAINT  # paper can have ruled lines, a transparent canvas cannot
-        if alpha is not None:  # mostly opaque with some transparency: flatten onto the paper
-            opaque = colour[alpha >= 128]
-            paper = np.median(opaque, axis=0) if len(opaque) else np.full(colour.shape[-1], 255.0)
-            weight = cv2.merge([alpha] * colour.shape[-1]).reshape(colour.shape).astype(np.float32) * (1 / 255)
-            colour = np.round(colour * weight + paper * (1 - weight)).astype(np.uint8)
-        flat, deviation = _off_the_border(colour)
-        evenly_lit = (_quantile(deviation, 0.9) <= FLAT_BORDER
-                      or np.count_nonzero(deviation <= 1) >= EXACT_PAPER * deviation.size)
-        crossed = not evenly_lit and _paper_and_ink(deviation)
+        return _strokes(alpha, TRANSPARENT)
+    return _strokes(*_distance_from_paper(_flattened(picture)))
+
+
+def _flattened(picture: Picture) -> np.ndarray:
+    """The picture's colours, uint8 (H, W, C); a mostly opaque one with some transparency laid on its
+    paper, the median colour of what is opaque."""
+    colour, alpha = picture.colour, picture.alpha
+    if alpha is None:
+        return colour
+    opaque = colour[alpha >= 128]
+    paper = np.median(opaque, axis=0) if len(opaque) else np.full(colour.shape[-1], 255.0)
+    weight = cv2.merge([alpha] * colour.shape[-1]).reshape(colour.shape).astype(np.float32) * (1 / 255)
+    return np.round(colour * weight + paper * (1 - weight)).astype(np.uint8)
+
+
+def _distance_from_paper(colour: np.ndarray) -> tuple[np.ndarray, _Background]:
+    """How far each pixel stands out from the paper, uint8 (H, W), and what the paper is: the
+    border's colour where the border is the paper (a canvas, a scan, a digit cut out of one),
+    else estimated everywhere (a photo, lit unevenly or showing the desk around the sheet)."""
+    flat, deviation = _off_the_border(colour)
+
+    def from_border() -> np.ndarray:
+        return _channel_max(cv2.absdiff(colour, flat).reshape(colour.shape))
+
+    if _quantile(deviation, 0.9) <= FLAT_BORDER or np.count_nonzero(deviation <= 1) >= EXACT_PAPER * deviation.size:
+        # Evenly lit; unless most of it stands out, when the border is a desk around a sheet; but not
+        # where that runs into all four edges: a digit cut out tight around a fat marker's strokes.
+        distance = from_border()
+        if not _mostly_ink(distance) or _cut_tight(distance):
+            return distance, PAPER
+    elif _paper_and_ink(deviation):
+        # A border of paper crossed by ink, nothing between, is a digit cut out of a scan whose JPEG
+        # left no part of the paper one colour, if its ink runs into every edge and the paper shows
+        # between (else it is a desk along the sides of a sheet that fills the picture).
+        distance = from_border()
+        if _cut_out(distance):
+            return distance, PAPER
+    elif (brightness := _crossed_in_brightness(colour)) is not None:
         # Or crossed in brightness alone, the picture judged by that (a coloured cut-out's JPEG).
-        brightness = None if evenly_lit or crossed or colour.shape[-1] != 3 else _crossed_in_brightness(colour)
-        small = max(colour.shape[:2]) < CUT_OUT_UNDER
-        if evenly_lit or crossed or brightness is not None or small:
-            distance = _channel_max(cv2.absdiff(colour, flat).reshape(colour.shape))
-            how = "Ink is how far each pixel's colour is from the paper's, the colour of the border"
-        if evenly_lit:
-            # Unless most of it stands out, when the border is a desk around a sheet; but not where
-            # that runs into all four edges: a digit cut out tight around a fat marker's strokes.
-            photo = _mostly_ink(distance) and not _cut_tight(distance)
-        elif crossed or brightness is not None:
-            # A border of paper crossed by ink, nothing between, is a digit cut out of a scan whose
-            # JPEG left no part of the paper one colour, if its ink runs into every edge and the paper
-            # shows between (else it is a desk along the sides of a sheet that fills the picture).
-            judged = distance if brightness is None else brightness
-            photo = not _cut_tight(judged) or _hardly_paper(judged)
-        else:
-            # Uneven light; but in a picture too small to be a photo of a sheet, whose ink runs into
-            # every edge, a cut-out whose border JPEG and anti-aliasing left neither paper nor crossed.
-            photo = not (small and _cut_tight(distance))
-        if photo:
-            distance = _without_frame(_contrast_to_paper(colour))
-            least = MIN_CONTRAST_TO_PAPER
-            how = ("The light is uneven (or the border is not the paper), so the paper was estimated everywhere: "
-                   "ink is the contrast to it, leaving out the sheet's edges and what lies around it")
+        if _cut_out(brightness):
+            return from_border(), PAPER
+    elif max(colour.shape[:2]) < CUT_OUT_UNDER:
+        # Uneven light; but in a picture too small to be a photo of a sheet, whose ink runs into
+        # every edge, a cut-out whose border JPEG and anti-aliasing left neither paper nor crossed.
+        distance = from_border()
+        if _cut_tight(distance):
+            return distance, PAPER
+    return _without_frame(_contrast_to_paper(colour)), PHOTO
+
+
+def _strokes(distance: np.ndarray, background: _Background) -> InkRegion:
+    """The ink of a distance map (how far each pixel stands out from the `background`), 0 to 1: what
+    stands out above the noise and the faint marks, scaled by the strokes' own strength."""
     # The paper's typical distance from itself measures texture and compression noise: on the
     # border for a canvas or a scan, whose border is paper; over the whole photo, whose edges may
     # be the desk's; a median, so that strokes do not count as noise.
-    noise = float(np.median(distance[::4, ::4] if photo else _border(distance)))
-    floor = max(least * 255, 6 * noise)
+    noise = float(np.median(distance[::4, ::4] if background.photo else _border(distance)))
+    floor = max(background.least * 255, 6 * noise)
     # Only what passes the floor can be ink, so the rest looks at the box around that alone: on
     # most drawings a small part of the picture.
     x, y, width, height = cv2.boundingRect(cv2.threshold(distance, min(int(floor), 255), 255, cv2.THRESH_BINARY)[1])
     if width == 0:
         return InkRegion(np.zeros((0, 0), np.float32), (0, 0, 0, 0), distance.shape,
-                         f"{how}; nothing stands out from the paper")
+                         f"{background.how}; nothing stands out from the paper")
     box = distance[y:y + height, x:x + width]
     # Every other row (of the picture) is plenty for the strokes' 90th percentile, in half the
     # time; all of them where the ink is so slight that every other row misses it.
@@ -176,12 +211,12 @@ def ink_region(image: Picture | Image.Image) -> InkRegion:
     # Lines, shadows' edges and grain that pass the noise floor are still far fainter than ink, whose
     # strength they are judged against is taken with each pixel weighed by its own: a scanned sheet's
     # ruled or squared lines can hold more pixels than a small digit's ink, but not more ink.
-    floor = max(floor, faint * _histogram_quantile(histogram * np.arange(256), 0.9))
+    floor = max(floor, background.faint * _histogram_quantile(histogram * np.arange(256), 0.9))
     full = max(full, floor + 0.05 * 255)
     table = np.clip((np.arange(256, dtype=np.float32) - floor) / (full - floor), 0, 1)
     # Nothing outside the box passes the floor: the rest of the map is zero.
     return InkRegion(cv2.LUT(box, table), (x, y, width, height), distance.shape,
-                     f"{how}; faint marks under {floor / 255:.0%} are not ink")
+                     f"{background.how}; faint marks under {floor / 255:.0%} are not ink")
 
 
 def _quantile(values: np.ndarray, q: float) -> float:
@@ -310,6 +345,8 @@ def _crossed_in_brightness(colour: np.ndarray) -> np.ndarray | None:
     cut out of a coloured scan then has a border between paper and ink in colour, as a photo's light
     falling off does, but its brightness is still sharp (58.6 -> 74.3% of such cut-outs read right;
     no photo read differently)."""
+    if colour.shape[-1] != 3:
+        return None  # grey: no colour to smear
     brightness = cv2.cvtColor(colour, cv2.COLOR_RGB2GRAY)
     level, deviation = _off_the_border(brightness[..., None])
     return cv2.absdiff(brightness, level) if _paper_and_ink(deviation) else None
@@ -329,6 +366,12 @@ def _hardly_paper(distance: np.ndarray) -> bool:
     thumbnails), for a digit cut out of a scan shows its paper around and between even a fat
     marker's strokes (26-47% of JPEG cut-outs whose ink is most of the picture)."""
     return np.count_nonzero(distance <= FLAT_BORDER) < PAPER_SHOWN * distance.size
+
+
+def _cut_out(distance: np.ndarray) -> bool:
+    """Whether a picture whose border is paper crossed by ink is a digit cut out of a scan: its ink
+    runs into every edge, and the paper shows between (not a desk along a sheet filling the rest)."""
+    return _cut_tight(distance) and not _hardly_paper(distance)
 
 
 def _cut_tight(distance: np.ndarray) -> bool:
