@@ -22,6 +22,7 @@ from app.core import segment
 from app.core.classifier import STEP, LineReading
 from app.core.preprocess import INK_THRESHOLD, NoDigitError, decode, ink, to_line
 from app.core.segment.cuts import Seams
+from app.core.segment.level import group_slope
 from app.core.segment.number import CUT_HEIGHT, SPLIT_WIDTH
 from app.core.segment.pieces import pieces_from_ink
 from app.core.segment.weigh import FIRST_VALLEYS
@@ -134,18 +135,21 @@ def mnist_test(mnist_dir) -> tuple[torch.Tensor, torch.Tensor]:
     return mnist.load("test", mnist_dir, fetch=False)
 
 
-def mnist_number(mnist_test, seed: int, gaps: Sequence[str], **pen_size) -> tuple[bytes, str]:
-    """A number of 2-4 MNIST test digits (of the first 1,000) redrawn as pen strokes by model/pen.py,
-    as bench.numbers draws them, each neighbour meeting the last as one of `gaps` says; black on
-    white, as a PNG; and its digits."""
+def mnist_number(mnist_test, seed: int, gaps: Sequence[str], turned: float = 0.0, lengths: tuple[int, int] = (2, 4),
+                 **pen_size) -> tuple[bytes, str]:
+    """A number of 2-4 (`lengths`) MNIST test digits (of the first 1,000) redrawn as pen strokes by model/pen.py,
+    as bench.numbers draws them, each neighbour meeting the last as one of `gaps` says, the whole
+    `turned` degrees anticlockwise; black on white, as a PNG; and its digits."""
     images, labels = mnist_test
     rng = random.Random(seed)
-    chosen = [rng.randrange(1000) for _ in range(rng.randint(2, 4))]
+    chosen = [rng.randrange(1000) for _ in range(rng.randint(*lengths))]
     gap = rng.choice(gaps)
     written = pen.write([pen.centre_lines(images[i].numpy()) for i in chosen], [gap] * (len(chosen) - 1), rng,
                         **pen_size)
-    ink_on_white = np.round(255 * (1 - written.coverage)).astype(np.uint8)
-    return encode(Image.fromarray(ink_on_white)), "".join(str(int(labels[i])) for i in chosen)
+    ink_on_white = Image.fromarray(np.round(255 * (1 - written.coverage)).astype(np.uint8))
+    if turned:
+        ink_on_white = ink_on_white.rotate(turned, Image.Resampling.BILINEAR, expand=True, fillcolor=255)
+    return encode(ink_on_white), "".join(str(int(labels[i])) for i in chosen)
 
 
 @pytest.mark.parametrize("seed", [19, 81, 103, 169, 223])
@@ -164,6 +168,36 @@ def test_overlapping_digits_written_with_a_fat_marker_read_right(reader, mnist_t
     read as "556", "880" as "8680")."""
     data, digits = mnist_number(mnist_test, seed, ["overlapping"], brushes=(0.18, 0.25))
     assert read(data, reader) == digits
+
+
+@pytest.mark.parametrize("seed", [13, 16, 29, 31, 40, 103])
+def test_a_long_number_run_together_on_a_line_off_level_reads_right(reader, mnist_test, seed):
+    """5-6 digits touching or overlapping, the whole turned 10 degrees one way or the other. Their
+    group reached the line reader as tall as its climb, each digit shrunk to a fraction of its
+    strip, and it lost digits ("122986" read "2986", "140427" read "14042"); it now reads the group
+    sheared level (`group_slope`), as it reads a whole number levelled."""
+    data, digits = mnist_number(mnist_test, seed, ["touching", "overlapping"], turned=10 if seed % 2 else -10,
+                                lengths=(5, 6))
+    assert read(data, reader) == digits
+
+
+def test_a_group_is_levelled_only_where_its_ink_shows_a_line_off_level():
+    """The slope of a group (its ink, cut to the box around it) from its ink's moments: a long
+    group's, turned; none for a level one, for one too short to tell from its digits' own shapes,
+    or for ink too steep to be a line."""
+    def group_of_strokes(climb: float, width: int) -> np.ndarray:
+        """Upright strokes 30 px high every 12 px across `width`, their line climbing `climb` px a px."""
+        ink = np.zeros((30 + round(abs(climb) * width), width), np.float32)
+        for x in range(0, width, 12):
+            top = round(climb * (width - x)) if climb > 0 else round(-climb * x)
+            ink[top:top + 30, x] = 1
+        return ink
+
+    assert group_slope(group_of_strokes(0.0, 180)) == 0.0
+    assert group_slope(group_of_strokes(0.25, 180)) == pytest.approx(-0.25, abs=0.02)
+    assert group_slope(group_of_strokes(-0.25, 180)) == pytest.approx(0.25, abs=0.02)
+    assert group_slope(group_of_strokes(0.25, 60)) == 0.0  # two digits' heights
+    assert group_slope(group_of_strokes(0.5, 300)) == 0.0  # 27 degrees
 
 
 class SureReader:

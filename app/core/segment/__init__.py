@@ -9,7 +9,8 @@ paths from top to bottom that cross the least ink (`cuts`); every way of cutting
 the segment reader (a second small CNN, trained by train_segments.py to tell one whole digit
 from a fragment or from two digits stuck together). The best few readings, the uncut group among
 them, are then weighed by the line reader (a third, trained by train_lines.py, that reads the
-whole group at once with CTC), and the reading both agree on best wins (`weigh`). Last, the line
+whole group at once with CTC; a long group that climbs, sheared level), and the reading both
+agree on best wins (`weigh`). Last, the line
 reader reads the whole number, shown level (`level`: a line written uphill sheared flat, a digit
 far above or below the others moved back), and its own reading stands where it is far likelier
 than the groups' (`number`).

@@ -9,10 +9,14 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from app.core.preprocess import INK_THRESHOLD
 from app.core.segment.pieces import FRAGMENT, together
 
 STRAY = 0.15           # a group whose middle is further than this many heights off the number's line is moved back
 LEVEL_SPAN = 1.5       # digits' middles this many heights apart or more tell which way the line runs
+GROUP_SPAN = 3.0       # and a group of digits run together this many heights wide, by its ink's moments
+                       # (fewer digits' moments are as much their shapes' as the line's: "09" read "04")
+STEEPEST = 0.3         # a group's ink sloping more steeply than this (17 degrees) is its digits' shapes
 
 
 def levelled(number: np.ndarray, inks: Sequence[np.ndarray], origins: Sequence[tuple[int, int]],
@@ -35,7 +39,24 @@ def levelled(number: np.ndarray, inks: Sequence[np.ndarray], origins: Sequence[t
         first = min(tops)
         number = together((max(top + part.shape[0] for top, part in zip(tops, inks)) - first, number.shape[1]),
                            inks, [(x0, top - first) for (x0, _), top in zip(spans, tops)])
-    return _sheared(number, slope)
+    return sheared(number, slope)
+
+
+def group_slope(ink: np.ndarray) -> float:
+    """The slope of a line of digits run together into one group (`ink`), from the moments of its
+    ink, as `levelled` finds a whole number's from its digits' boxes: a group has none until it is
+    read, and the line reader reads it best level. 0 where the group is too short to tell
+    (GROUP_SPAN), the slope too steep for a line (STEEPEST), or the line level within STRAY heights."""
+    ys, xs = np.nonzero(ink > INK_THRESHOLD)
+    height, width = ink.shape
+    if xs.size < 2:
+        return 0.0
+    across = xs - xs.mean()
+    slope = float(across @ (ys - ys.mean()) / max(float(across @ across), 1.0))
+    typical = height - abs(slope) * width  # a digit's height: the group's, less the climb
+    if abs(slope) > STEEPEST or width < GROUP_SPAN * typical or abs(slope) * width / 2 <= STRAY * typical:
+        return 0.0
+    return slope
 
 
 def _line_through(boxes: Sequence[tuple[int, int, int, int]]) -> tuple[float, tuple[float, float], float]:
@@ -54,7 +75,7 @@ def _line_through(boxes: Sequence[tuple[int, int, int, int]]) -> tuple[float, tu
     return slope, (float(x_mid), float(y_mid)), typical
 
 
-def _sheared(ink: np.ndarray, slope: float) -> np.ndarray:
+def sheared(ink: np.ndarray, slope: float) -> np.ndarray:
     """`ink` sheared up or down, column by column, so that a line of that slope runs level."""
     if not slope:
         return ink

@@ -13,6 +13,7 @@ import numpy as np
 from app.core.classifier import LineReading
 from app.core.preprocess import NoDigitError, line_to_ink_columns, to_line, to_mnist
 from app.core.segment.cuts import Cut, Seams, cuts
+from app.core.segment.level import group_slope, sheared
 from app.core.segment.pieces import inked_box
 
 SPLIT_CONFIDENCE = 0.5  # a group that the classifier or the segment reader takes for one digit
@@ -66,10 +67,13 @@ def spelling(probabilities: Iterable[np.ndarray]) -> str:
 
 
 def line_reading(ink: np.ndarray, reader: Reader) -> tuple[LineReading, list[tuple[np.ndarray, float, float]], str]:
-    """The line reader's pass over `ink`, what it reads there on its own (`LineReading.best_path`),
-    and that reading spelt out."""
+    """The line reader's pass over `ink`, what it reads there on its own (`LineReading.best_path`,
+    each digit's stretch of the line given in the columns of `ink`), and that reading spelt out.
+    `ink` may be a group or a number sheared level: shearing keeps every column where it was."""
     line = reader.read_line(to_line(ink))
-    found = line.best_path()
+    path = line.best_path()
+    ends = line_to_ink_columns(ink, [end for _, start, stop in path for end in (start, stop)]).tolist() if path else []
+    found = [(p, start, stop) for (p, _, _), start, stop in zip(path, ends[::2], ends[1::2])]
     return line, found, spelling(p for p, _, _ in found)
 
 
@@ -96,7 +100,7 @@ def read_group(ink: np.ndarray, whole: np.ndarray, whole_probabilities: np.ndarr
     if taken_for_one_digit(whole_probabilities, whole_wholeness) or (
             width < LINE_WIDTH * height and whole_wholeness >= LINE_DOUBT):
         return _weigh(ink, whole_reading, runs if runs is not None else cuts(ink), reader)[0]
-    line = line_reading(ink, reader)
+    line = line_reading(sheared(ink, group_slope(ink)), reader)  # level, as it learnt to read lines
     if runs is not None:
         return _weigh(ink, whole_reading, runs, reader, line)[0]
     seams = Seams(ink)
@@ -191,12 +195,12 @@ def _best_readings(options: list[Reading], spelt: list[str]) -> list[Reading]:
 
 
 def digits_along_line(ink: np.ndarray, found: list[tuple[np.ndarray, float, float]]) -> list[Digit]:
-    """The line reader's digits as pieces of the group: each the ink between the midpoints of the
-    gaps to its neighbours' stretches of the line, its probabilities the line reader's. Empty if
-    a piece holds no digit."""
+    """The line reader's digits (`line_reading`'s) as pieces of the group: each the ink between the
+    midpoints of the gaps to its neighbours' stretches of the line, its probabilities the line
+    reader's. Empty if a piece holds no digit."""
     ends = [(a, b) for _, a, b in found]
     middles = [(ends[k][1] + ends[k + 1][0]) / 2 for k in range(len(ends) - 1)]
-    bounds = [0, *np.round(line_to_ink_columns(ink, middles)).astype(int).tolist(), ink.shape[1]]
+    bounds = [0, *np.round(middles).astype(int).tolist(), ink.shape[1]]
     digits = []
     for (p, _, _), left, right in zip(found, bounds, bounds[1:]):
         piece = np.zeros_like(ink)
