@@ -137,9 +137,9 @@ def mnist_test(mnist_dir) -> tuple[torch.Tensor, torch.Tensor]:
 
 def mnist_number(mnist_test, seed: int, gaps: Sequence[str], turned: float = 0.0, lengths: tuple[int, int] = (2, 4),
                  **pen_size) -> tuple[bytes, str]:
-    """A number of 2-4 (`lengths`) MNIST test digits (of the first 1,000) redrawn as pen strokes by model/pen.py,
-    as bench.numbers draws them, each neighbour meeting the last as one of `gaps` says, the whole
-    `turned` degrees anticlockwise; black on white, as a PNG; and its digits."""
+    """A number of 2-4 (`lengths`) MNIST test digits (of the first 1,000) redrawn as pen strokes by
+    model/pen.py, as bench.numbers draws them, each neighbour meeting the last as one of `gaps`
+    says, the whole `turned` degrees anticlockwise; black on white, as a PNG; and its digits."""
     images, labels = mnist_test
     rng = random.Random(seed)
     chosen = [rng.randrange(1000) for _ in range(rng.randint(*lengths))]

@@ -121,10 +121,10 @@ class _Background:
     photo: bool
 
 
-TRANSPARENT = _Background("The background is transparent: the alpha channel is the ink", MIN_CONTRAST, 0.0, False)
-PAPER = _Background("Ink is how far each pixel's colour is from the paper's, the colour of the border",
+_TRANSPARENT = _Background("The background is transparent: the alpha channel is the ink", MIN_CONTRAST, 0.0, False)
+_PAPER = _Background("Ink is how far each pixel's colour is from the paper's, the colour of the border",
                     MIN_CONTRAST, FAINT, False)
-PHOTO = _Background("The light is uneven (or the border is not the paper), so the paper was estimated everywhere: "
+_PHOTO = _Background("The light is uneven (or the border is not the paper), so the paper was estimated everywhere: "
                     "ink is the contrast to it, leaving out the sheet's edges and what lies around it",
                     MIN_CONTRAST_TO_PAPER, FAINT, True)
 
@@ -134,7 +134,7 @@ def ink_region(image: Picture | Image.Image) -> InkRegion:
     picture = image if isinstance(image, Picture) else Picture.of(image)
     alpha = picture.alpha
     if alpha is not None and np.count_nonzero(alpha < 128) * 2 >= alpha.size:
-        return _strokes(alpha, TRANSPARENT)
+        return _strokes(alpha, _TRANSPARENT)
     return _strokes(*_distance_from_paper(_flattened(picture)))
 
 
@@ -164,25 +164,25 @@ def _distance_from_paper(colour: np.ndarray) -> tuple[np.ndarray, _Background]:
         # where that runs into all four edges: a digit cut out tight around a fat marker's strokes.
         distance = from_border()
         if not _mostly_ink(distance) or _cut_tight(distance):
-            return distance, PAPER
+            return distance, _PAPER
     elif _paper_and_ink(deviation):
         # A border of paper crossed by ink, nothing between, is a digit cut out of a scan whose JPEG
         # left no part of the paper one colour, if its ink runs into every edge and the paper shows
         # between (else it is a desk along the sides of a sheet that fills the picture).
         distance = from_border()
         if _cut_out(distance):
-            return distance, PAPER
+            return distance, _PAPER
     elif (brightness := _crossed_in_brightness(colour)) is not None:
         # Or crossed in brightness alone, the picture judged by that (a coloured cut-out's JPEG).
         if _cut_out(brightness):
-            return from_border(), PAPER
+            return from_border(), _PAPER
     elif max(colour.shape[:2]) < CUT_OUT_UNDER:
         # Uneven light; but in a picture too small to be a photo of a sheet, whose ink runs into
         # every edge, a cut-out whose border JPEG and anti-aliasing left neither paper nor crossed.
         distance = from_border()
         if _cut_tight(distance):
-            return distance, PAPER
-    return _without_frame(_contrast_to_paper(colour)), PHOTO
+            return distance, _PAPER
+    return _without_frame(_contrast_to_paper(colour)), _PHOTO
 
 
 def _strokes(distance: np.ndarray, background: _Background) -> InkRegion:
