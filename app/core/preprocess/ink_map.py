@@ -159,9 +159,9 @@ def _distance_from_paper(colour: np.ndarray) -> tuple[np.ndarray, _Background]:
     def from_border() -> np.ndarray:
         return _channel_max(cv2.absdiff(colour, flat).reshape(colour.shape))
 
-    if _quantile(deviation, 0.9) <= FLAT_BORDER or np.count_nonzero(deviation <= 1) >= EXACT_PAPER * deviation.size:
-        # Evenly lit; unless most of it stands out, when the border is a desk around a sheet; but not
-        # where that runs into all four edges: a digit cut out tight around a fat marker's strokes.
+    if _evenly_lit(deviation):
+        # Evenly lit paper; unless most of it stands out, when the border is a desk around a sheet; but
+        # not where that runs into all four edges: a digit cut out tight around a fat marker's strokes.
         distance = from_border()
         if not _mostly_ink(distance) or _cut_tight(distance):
             return distance, _PAPER
@@ -323,6 +323,13 @@ def components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     stats = np.stack([left, top, right - left + 1, bottom - top + 1, np.bincount(label, minlength=count)], axis=1)
     stats[0] = 0
     return count, labels, stats
+
+
+def _evenly_lit(deviation: np.ndarray) -> bool:
+    """Whether a border's colours (`deviation`: each one's distance from their median) are evenly lit
+    paper: nine tenths of them within FLAT_BORDER, or EXACT_PAPER of them that very colour (a canvas
+    or a cut-out whose ink runs into the border)."""
+    return _quantile(deviation, 0.9) <= FLAT_BORDER or np.count_nonzero(deviation <= 1) >= EXACT_PAPER * deviation.size
 
 
 def _paper_and_ink(deviation: np.ndarray) -> bool:

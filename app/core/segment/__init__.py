@@ -10,10 +10,9 @@ the segment reader (a second small CNN, trained by train_segments.py to tell one
 from a fragment or from two digits stuck together). The best few readings, the uncut group among
 them, are then weighed by the line reader (a third, trained by train_lines.py, that reads the
 whole group at once with CTC; a long group that climbs, sheared level), and the reading both
-agree on best wins (`weigh`). Last, the line
-reader reads the whole number, shown level (`level`: a line written uphill sheared flat, a digit
-far above or below the others moved back), and its own reading stands where it is far likelier
-than the groups' (`number`).
+agree on best wins (`weigh`). Last, the line reader reads the whole number, shown level
+(`level`: a line written uphill sheared flat, a digit far above or below the others moved back),
+and its own reading stands where it is far likelier than the groups' (`number`).
 """
 
 from app.core.segment.number import TooManyDigitsError, answer, read_image, read_number, read_strokes

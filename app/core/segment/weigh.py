@@ -72,8 +72,8 @@ def line_reading(ink: np.ndarray, reader: Reader) -> tuple[LineReading, list[tup
     `ink` may be a group or a number sheared level: shearing keeps every column where it was."""
     line = reader.read_line(to_line(ink))
     path = line.best_path()
-    ends = line_to_ink_columns(ink, [end for _, start, stop in path for end in (start, stop)]).tolist() if path else []
-    found = [(p, start, stop) for (p, _, _), start, stop in zip(path, ends[::2], ends[1::2])]
+    ends = line_to_ink_columns(ink, [(start, stop) for _, start, stop in path]).reshape(-1, 2).tolist()
+    found = [(p, start, stop) for (p, _, _), (start, stop) in zip(path, ends)]
     return line, found, spelling(p for p, _, _ in found)
 
 
