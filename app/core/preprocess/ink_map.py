@@ -44,10 +44,13 @@ INSIDE = 0.001
 CUT_REACH = 2  # px: a cut-out's edges hold its ink's faint anti-aliased fringe, or JPEG's blur of it
 CUT_OUT_UNDER = 32  # px on its longer side: a picture this small is a cut-out, never a photo of a sheet
 # A border that is paper crossed by ink: PAPER_SHARE of it within FLAT_BORDER of its median, at most
-# BETWEEN of it neither that nor as far from it as INK_SHARE of its farthest pixels' distance.
+# BETWEEN of it neither that nor as far from it as INK_SHARE of its farthest pixels' distance, nor
+# within FRINGE samples of such a pixel along the edge (the ink's fringe: its anti-aliasing, and JPEG's
+# smear of its colour into the paper beside it).
 PAPER_SHARE = 0.6
 BETWEEN = 0.12
 INK_SHARE = 0.4
+FRINGE = 6
 CROSSING_INK = 0.25  # and its farthest pixels a quarter of full scale from it: ink, not light falling off
 PAPER_SHOWN = 0.2  # of a cut-out, the border's colour is at least this much: paper, around the strokes
 BORDER_SAMPLES = 4096  # pixels of the border that its colour and noise are measured on
@@ -165,17 +168,15 @@ def _distance_from_paper(colour: np.ndarray) -> tuple[np.ndarray, _Background]:
         distance = from_border()
         if not _mostly_ink(distance) or _cut_tight(distance):
             return distance, _PAPER
-    elif _paper_and_ink(deviation):
+    elif _paper_and_ink(deviation) and _cut_out(distance := from_border()):
         # A border of paper crossed by ink, nothing between, is a digit cut out of a scan whose JPEG
         # left no part of the paper one colour, if its ink runs into every edge and the paper shows
         # between (else it is a desk along the sides of a sheet that fills the picture).
-        distance = from_border()
-        if _cut_out(distance):
-            return distance, _PAPER
-    elif (brightness := _crossed_in_brightness(colour)) is not None:
-        # Or crossed in brightness alone, the picture judged by that (a coloured cut-out's JPEG).
-        if _cut_out(brightness):
-            return from_border(), _PAPER
+        return distance, _PAPER
+    elif (brightness := _crossed_in_brightness(colour)) is not None and _cut_out(brightness):
+        # Or so in brightness, the picture judged by that: a coloured cut-out's JPEG, which smears and
+        # blurs its colours but keeps its brightness sharp.
+        return from_border(), _PAPER
     elif max(colour.shape[:2]) < CUT_OUT_UNDER:
         # Uneven light; but in a picture too small to be a photo of a sheet, whose ink runs into
         # every edge, a cut-out whose border JPEG and anti-aliasing left neither paper nor crossed.
@@ -333,15 +334,18 @@ def _evenly_lit(deviation: np.ndarray) -> bool:
 
 
 def _paper_and_ink(deviation: np.ndarray) -> bool:
-    """Whether a border's colours (`deviation`: each one's distance from their median) are paper
-    crossed by ink, hardly anything between: PAPER_SHARE of them paper (within FLAT_BORDER), the
-    farthest CROSSING_INK from it, at most BETWEEN neither paper nor INK_SHARE as far as those. Light
-    falling off across a photo strays less far (13-48 levels, where as much of its border is paper
-    and as little between, in 2,530 photos and thumbnails)."""
+    """Whether a border's colours (`deviation`: each one's distance from their median, in the order
+    `_border` samples them along the edge) are paper crossed by ink, hardly anything between:
+    PAPER_SHARE of them paper (within FLAT_BORDER), the farthest CROSSING_INK from it, at most BETWEEN
+    neither paper nor INK_SHARE as far as those nor the ink's fringe beside them. Light falling off
+    across a photo strays less far (13-48 levels, where as much of its border is paper and as little
+    between, in 2,530 photos and thumbnails), and along whole stretches of the edge, not beside ink."""
     farthest = _quantile(deviation, 0.99)
-    paper = np.count_nonzero(deviation <= FLAT_BORDER)
-    between = np.count_nonzero(deviation < INK_SHARE * farthest) - paper
-    return (farthest >= CROSSING_INK * 255 and paper >= PAPER_SHARE * deviation.size
+    paper = deviation <= FLAT_BORDER
+    ink = (deviation >= INK_SHARE * farthest).astype(np.float32)
+    fringe = np.convolve(ink, np.ones(2 * FRINGE + 1, np.float32), "same") > 0  # the ink itself, and beside it
+    between = np.count_nonzero(~paper & ~fringe)
+    return (farthest >= CROSSING_INK * 255 and np.count_nonzero(paper) >= PAPER_SHARE * deviation.size
             and between <= BETWEEN * deviation.size)
 
 
