@@ -23,11 +23,13 @@ import platform
 import random
 import sys
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
-from playwright.async_api import BrowserContext, Page, async_playwright
+from playwright.async_api import CDPSession, Page, async_playwright
 
 from app.core import segment
 from app.core.classifier import Classifier, NumberReader
@@ -135,9 +137,11 @@ async def read_on_the_page(url: str, numbers: list[tuple[Written, str, str, int]
                 await page.goto(url + "/")
                 await page.wait_for_selector("body[data-ready='true']")
                 await page.locator("#canvas").scroll_into_view_if_needed()
+                stroke = (partial(touch_stroke, await ctx.new_cdp_session(page)) if context.get("has_touch")
+                          else partial(mouse_stroke, page))
                 for n in range(first, len(numbers), pages):
                     written, digits = numbers[n][:2]
-                    readings[n] = await draw_number(page, ctx, written, touch=bool(context.get("has_touch")))
+                    readings[n] = await draw_number(page, stroke, written)
                     if errors and readings[n] != digits:
                         await page.locator("#canvas").screenshot(
                             path=errors / f"{device}-{n:04d}-{digits}-read-{readings[n] or 'none'}.png")
@@ -151,32 +155,22 @@ async def read_on_the_page(url: str, numbers: list[tuple[Written, str, str, int]
     return said
 
 
-async def draw_number(page: Page, ctx: BrowserContext, written: Written, touch: bool) -> str:
+Stroke = Callable[[list[tuple[float, float]]], Awaitable[None]]
+
+
+async def draw_number(page: Page, stroke: Stroke, written: Written) -> str:
     """Draw a number's strokes on the board, fitted to it, and what the page says once it has
     answered the last stroke."""
     board = await page.locator("#canvas").bounding_box()
     scale, (left, top) = fit(written, board["width"], board["height"])
     brush = min(max(round(written.brush * scale * 360 / board["height"]), 2), 40)  # the slider's range
     await page.locator("#brush").fill(str(brush))
-    strokes = [[(board["x"] + left + scale * x, board["y"] + top + scale * y) for x, y in path.tolist()]
-               for digit in written.strokes for path in digit]
-    cdp = await ctx.new_cdp_session(page) if touch else None
-    for k, points in enumerate(strokes):
-        if k == len(strokes) - 1:
-            before = await page.evaluate("window.numberRequests")
-        if cdp:
-            await cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [_touch(points[0])]})
-            for point in points[1:]:
-                await cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [_touch(point)]})
-            await cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
-        else:
-            await page.mouse.move(*points[0])
-            await page.mouse.down()
-            for point in points[1:]:
-                await page.mouse.move(*point)
-            await page.mouse.up()
-    if cdp:
-        await cdp.detach()
+    *strokes, last = [[(board["x"] + left + scale * x, board["y"] + top + scale * y) for x, y in path.tolist()]
+                      for digit in written.strokes for path in digit]
+    for points in strokes:
+        await stroke(points)
+    before = await page.evaluate("window.numberRequests")
+    await stroke(last)
     await page.wait_for_function(ANSWERED, arg=before, timeout=30_000)
     await page.evaluate("new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
     if await page.locator("#result").get_attribute("data-state") != "ready":
@@ -184,8 +178,19 @@ async def draw_number(page: Page, ctx: BrowserContext, written: Written, touch: 
     return (await page.locator("#digit").text_content() or "").strip()
 
 
-def _touch(point: tuple[float, float]) -> dict:
-    return {"x": point[0], "y": point[1]}
+async def mouse_stroke(page: Page, points: list[tuple[float, float]]) -> None:
+    """One stroke with the mouse: a real mouse move to each point, the button held down."""
+    await page.mouse.move(*points[0])
+    await page.mouse.down()
+    for point in points[1:]:
+        await page.mouse.move(*point)
+    await page.mouse.up()
+
+
+async def touch_stroke(cdp: CDPSession, points: list[tuple[float, float]]) -> None:
+    """One stroke with a finger: a real touch event for each point, as a phone's screen sends them."""
+    for kind, at in [("touchStart", points[:1]), *[("touchMove", [point]) for point in points[1:]], ("touchEnd", [])]:
+        await cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [{"x": x, "y": y} for x, y in at]})
 
 
 def fit(written: Written, width: float, height: float) -> tuple[float, tuple[float, float]]:
