@@ -199,7 +199,9 @@ def fit(written: Written, width: float, height: float) -> tuple[float, tuple[flo
     rows, cols = np.flatnonzero(written.coverage.max(1) > 0), np.flatnonzero(written.coverage.max(0) > 0)
     ink_height, ink_width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
     scale = min(FILL[0] * width / ink_width, FILL[1] * height / ink_height)
-    return scale, ((width - scale * ink_width) / 2 - scale * cols[0], (height - scale * ink_height) / 2 - scale * rows[0])
+    left = (width - scale * ink_width) / 2 - scale * cols[0]
+    top = (height - scale * ink_height) / 2 - scale * rows[0]
+    return scale, (left, top)
 
 
 def as_the_bench_sends(written: Written) -> dict:

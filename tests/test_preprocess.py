@@ -73,7 +73,8 @@ CASES = {
     # Coloured, JPEG smears the ink's colour into the paper around it; its brightness stays sharp.
     "cut out around the ink, blue on yellow JPEG": lambda d: cut_out_jpeg(
         d, 90, canvas=(200, 200), box=(60, 60, 80), brush=14, paper=(250, 230, 120, 255), ink=(30, 60, 200, 255)),
-    # And red on yellow, the smear wider than what lies between paper and ink along the border: its fringe.
+    # Red on yellow: JPEG's smear beside each stroke that crosses the border is the ink's fringe,
+    # not paper lit unevenly.
     "cut out around the ink, red on yellow JPEG": lambda d: cut_out_jpeg(
         d, 85, canvas=(200, 200), box=(60, 60, 80), brush=11, paper=(250, 230, 120, 255), ink=(200, 40, 40, 255)),
     "tiny": lambda d: encode(draw(d, canvas=(400, 400), box=(50, 300, 24), brush=3)),
