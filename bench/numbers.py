@@ -134,7 +134,7 @@ def numbers_of(images: torch.Tensor, labels: torch.Tensor, count: int, rng: rand
                                                                        sizes, baselines, **pen)):
         kind = CANVASES[(n // (len(lengths) * len(GAPS))) % len(CANVASES)]
         info = {"gap": gap, "length": length, "kind": kind}
-        coverage, paths = written.coverage, [path for digit in written.strokes for path in digit]
+        coverage, paths = written.coverage, written.paths
         if tilt:
             info["degrees"] = rng.uniform(*tilt) * rng.choice((-1, 1))
             coverage, paths = turned(coverage, paths, info["degrees"])

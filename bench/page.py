@@ -166,7 +166,7 @@ async def draw_number(page: Page, stroke: Stroke, written: Written) -> str:
     brush = min(max(round(written.brush * scale * 360 / board["height"]), 2), 40)  # the slider's range
     await page.locator("#brush").fill(str(brush))
     *strokes, last = [[(board["x"] + left + scale * x, board["y"] + top + scale * y) for x, y in path.tolist()]
-                      for digit in written.strokes for path in digit]
+                      for path in written.paths]
     for points in strokes:
         await stroke(points)
     before = await page.evaluate("window.numberRequests")
@@ -206,7 +206,7 @@ def fit(written: Written, width: float, height: float) -> tuple[float, tuple[flo
 
 def as_the_bench_sends(written: Written) -> dict:
     """The number as bench/numbers.py sends a drawing from the page: its picture and strokes."""
-    return page_request(written.coverage, written.brush, [path for digit in written.strokes for path in digit])
+    return page_request(written.coverage, written.brush, written.paths)
 
 
 if __name__ == "__main__":

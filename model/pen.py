@@ -96,6 +96,11 @@ class Written:
         send. Traced when asked for (2 ms a digit), not for every line train_lines.py composes."""
         return [[place(path, *where) for path in pen_strokes(segments)] for segments, *where in self.placed]
 
+    @property
+    def paths(self) -> list[np.ndarray]:
+        """Every pen stroke, digit after digit, as the page sends a drawing's strokes."""
+        return [path for digit in self.strokes for path in digit]
+
 
 def compose(items: Sequence[tuple[np.ndarray, float]], gaps: Sequence[str], rng: random.Random,
             sizes: float = SIZES, baselines: float = BASELINES, heights: tuple[float, float] = HEIGHTS,

@@ -86,8 +86,7 @@ def test_a_written_number_comes_with_the_strokes_that_drew_it(strokes):
     centres = [np.concatenate(digit)[:, 0].mean() for digit in written.strokes]
     assert centres == sorted(centres)
     height, width = written.coverage.shape
-    paths = [path for digit in written.strokes for path in digit]
-    drawn, _, _ = render(Strokes(width, height, written.brush, paths), (height, width))
+    drawn, _, _ = render(Strokes(width, height, written.brush, written.paths), (height, width))
     drawn, painted = drawn > INK_THRESHOLD, written.coverage > INK_THRESHOLD
     assert (drawn & painted).sum() / (drawn | painted).sum() > 0.9  # the page would draw the same ink
     assert np.array_equal(written.coverage, compose([strokes[7], strokes[0], strokes[1]], ["touching", "wide"],

@@ -4,6 +4,7 @@ ink's colour and the paper's, on a transparent canvas, a scan or a photo lit une
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import cv2
@@ -159,7 +160,8 @@ def _distance_from_paper(colour: np.ndarray) -> tuple[np.ndarray, _Background]:
     else estimated everywhere (a photo, lit unevenly or showing the desk around the sheet)."""
     flat, deviation = _off_the_border(colour)
 
-    def from_border() -> np.ndarray:
+    @functools.cache
+    def from_border() -> np.ndarray:  # once, however many rules ask for it
         return _channel_max(cv2.absdiff(colour, flat).reshape(colour.shape))
 
     if _evenly_lit(deviation):

@@ -51,10 +51,9 @@ def group_slope(ink: np.ndarray) -> float:
     height, width = ink.shape
     if xs.size < 2:
         return 0.0
-    across = xs - xs.mean()
-    slope = float(across @ (ys - ys.mean()) / max(float(across @ across), 1.0))
+    slope, _ = _fitted(xs, ys)
     typical = height - abs(slope) * width  # a digit's height: the group's, less the climb
-    if abs(slope) > STEEPEST or width < GROUP_SPAN * typical or abs(slope) * width / 2 <= STRAY * typical:
+    if abs(slope) > STEEPEST or width < GROUP_SPAN * typical or _level_enough(slope, width, typical):
         return 0.0
     return slope
 
@@ -65,14 +64,24 @@ def _line_through(boxes: Sequence[tuple[int, int, int, int]]) -> tuple[float, tu
     climbs or falls by more than STRAY heights from its middle to its ends; 0 otherwise."""
     xs, ys, heights = np.array([(x + w / 2, y + h / 2, h) for x, y, w, h in boxes], float).T
     typical, span = float(np.median(heights)), xs.max() - xs.min()
-    x_mid, y_mid = np.average(xs, weights=heights), np.average(ys, weights=heights)  # a speck's say is small
-    slope = 0.0
-    if span >= LEVEL_SPAN * typical:
-        across = heights * (xs - x_mid)
-        slope = float(np.clip(across @ (ys - y_mid) / (across @ (xs - x_mid)), -1, 1))  # steeper is no line
-        if abs(slope) * span / 2 <= STRAY * typical:
-            slope = 0.0  # level enough as it is
-    return slope, (float(x_mid), float(y_mid)), typical
+    slope, middle = _fitted(xs, ys, heights)  # a speck's say is small
+    if span < LEVEL_SPAN * typical or _level_enough(slope, span, typical):
+        return 0.0, middle, typical
+    return float(np.clip(slope, -1, 1)), middle, typical  # steeper is no line
+
+
+def _fitted(xs: np.ndarray, ys: np.ndarray, weights: np.ndarray | None = None) -> tuple[float, tuple[float, float]]:
+    """The least-squares line through points, each weighed by `weights` (all alike by default): its
+    slope and its middle."""
+    x_mid, y_mid = np.average(xs, weights=weights), np.average(ys, weights=weights)
+    across = xs - x_mid if weights is None else weights * (xs - x_mid)
+    return float(across @ (ys - y_mid) / max(float(across @ (xs - x_mid)), 1.0)), (float(x_mid), float(y_mid))
+
+
+def _level_enough(slope: float, span: float, typical: float) -> bool:
+    """Whether a line of that slope climbs or falls no more than STRAY digits' heights (`typical`)
+    from its middle to its ends, `span` apart: levelling it would change nothing worth it."""
+    return abs(slope) * span / 2 <= STRAY * typical
 
 
 def sheared(ink: np.ndarray, slope: float) -> np.ndarray:
