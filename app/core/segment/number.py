@@ -118,16 +118,29 @@ def _read_as_a_line(ink: np.ndarray, level: np.ndarray, digits: list[Digit], rea
                     max_digits: int) -> list[Digit]:
     """`digits` as the groups read them, or the line reader's own reading of the whole number
     (`level`, the same columns as `ink`) where it is far likelier (`_margin`) and every digit of it
-    has ink of its own."""
+    has ink of its own.
+
+    A digit the groups missed lies in ink they read as one (two run together), never on the
+    paper between two of them: a reading with more digits than the groups', one of them centred
+    on a column without ink, is the line reader's invention from its neighbours' edges."""
     line, found, own = line_reading(level, reader)
     read = spelling(d.probabilities for d in digits)
     margin = _margin(read, own)
     if not own or own == read or len(own) > max_digits or margin == np.inf:
         return digits
     fit, own_fit = line.likelihoods([read, own])
-    if own_fit > fit + margin:
-        return digits_along_line(ink, found) or digits
-    return digits
+    if own_fit <= fit + margin:
+        return digits
+    along = digits_along_line(ink, found)
+    if len(own) > len(read) and not all(_centred_on_ink(ink, d.box) for d in along):
+        return digits
+    return along or digits
+
+
+def _centred_on_ink(ink: np.ndarray, box: tuple[int, int, int, int]) -> bool:
+    """Whether the column through the middle of `box` crosses ink of `ink`."""
+    x, _, width, _ = box
+    return bool((ink[:, int(x + width / 2)] > INK_THRESHOLD).any())
 
 
 def _margin(read: str, own: str) -> float:
