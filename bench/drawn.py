@@ -80,25 +80,35 @@ def render(digit: np.ndarray, kind: str, rng: random.Random) -> tuple[bytes, dic
     ink, paper = colours(kind, rng)
     s = 2  # supersampling, for anti-aliased edges like a canvas's
     image = Image.new("RGBA", (canvas_w * s, canvas_h * s), paper or (0, 0, 0, 0))
-    pen = ImageDraw.Draw(image)
-    r = brush * s / 2
-    for a, b in place(segments, aspect, left, top, height, angle) * s:
-        pen.line([tuple(a), tuple(b)], fill=ink, width=max(1, round(2 * r)))
-        for x, y in (a, b):
-            pen.ellipse([x - r, y - r, x + r, y + r], fill=ink)
+    brush_along(ImageDraw.Draw(image), place(segments, aspect, left, top, height, angle) * s, brush * s, ink)
     image = image.resize((canvas_w, canvas_h), Image.Resampling.BOX)
     if kind.startswith("cut-out"):
         image = cut_out(image)
+    size = "tiny (<30 px)" if height < 30 else "small (<80 px)" if height < 80 else "medium (<180 px)" \
+        if height < 180 else "large"
+    stroke = brush / height
+    stroke_kind = "thin brush (<7%)" if stroke < 0.07 else "medium brush" if stroke < 0.14 else "thick brush (>14%)"
+    return encoded(image, kind, rng), {"kind": kind, "size": size, "brush": stroke_kind}
+
+
+def brush_along(pen: ImageDraw.ImageDraw, segments: np.ndarray, brush: float, ink: tuple[int, ...]) -> None:
+    """Line segments (N, 2, 2) in pixels drawn as strokes of a round brush `brush` px wide: each
+    a line with a round cap at either end, as a canvas's round line caps and joins draw it."""
+    r = brush / 2
+    for a, b in segments:
+        pen.line([tuple(a), tuple(b)], fill=ink, width=max(1, round(2 * r)))
+        for x, y in (a, b):
+            pen.ellipse([x - r, y - r, x + r, y + r], fill=ink)
+
+
+def encoded(image: Image.Image, kind: str, rng: random.Random) -> bytes:
+    """A canvas's picture saved as the kind says: JPEG at quality 60-92, else PNG."""
     buffer = io.BytesIO()
     if kind.endswith("JPEG"):
         image.convert("RGB").save(buffer, "JPEG", quality=rng.randint(60, 92))
     else:
         image.save(buffer, "PNG")
-    size = "tiny (<30 px)" if height < 30 else "small (<80 px)" if height < 80 else "medium (<180 px)" \
-        if height < 180 else "large"
-    stroke = brush / height
-    stroke_kind = "thin brush (<7%)" if stroke < 0.07 else "medium brush" if stroke < 0.14 else "thick brush (>14%)"
-    return buffer.getvalue(), {"kind": kind, "size": size, "brush": stroke_kind}
+    return buffer.getvalue()
 
 
 def phone_sheet(rng: random.Random) -> tuple[int, int, tuple[int, int, int], list]:

@@ -12,7 +12,9 @@ written on paper or a board and photographed, as bench/drawn.py photographs digi
 a line that climbs or falls 4-12 degrees, as people write where no ruled line keeps them level,
 more whose digits differ in size by up to a third either way, as some hands write them (the
 main set's differ by up to 15%), and more written smaller or larger than the main set's 40-110 px,
-or with a finer or fatter pen than its 5-16% of their height.
+or with a finer or fatter pen than its 5-16% of their height. More are drawn exactly as
+bench/drawn.py draws its digits (its round brush of 4-22% of the height, in Pillow at twice the
+size, 20-160 px high), their gaps measured between the digits' boxes.
 
 Then the speed target: numbers of four digits of each gap kind read in this process, on one
 thread, decoding included, from the image and from the page's picture and strokes.
@@ -38,18 +40,18 @@ import cv2
 import numpy as np
 import requests
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from app.core import segment
 from app.core.classifier import Classifier, NumberReader
 from app.core.preprocess import INK_THRESHOLD, NoDigitError, decode, ink, to_mnist
 from app.web import inputs
 from app.web.api import data_url
-from bench.drawn import CANVASES, colours, phone_sheet
+from bench.drawn import CANVASES, brush_along, colours, encoded, phone_sheet
 from bench.serve import Gunicorn, timeit
 from model import mnist
 from model.checkpoint import DEFAULT_WEIGHTS
-from model.pen import BASELINES, GAPS, MOST_BASELINES, MOST_SIZES, SIZES, Written, centre_lines, write
+from model.pen import BASELINES, GAPS, MOST_BASELINES, MOST_SIZES, SIZES, Written, centre_lines, place, write
 from tests.drawing import camera, sheet
 
 # Numbers written smaller or larger than the main set's (40-110 px), or with a finer or fatter pen
@@ -104,6 +106,9 @@ def baseline(data: bytes, classifier: Classifier) -> str:
         return ""
     return "".join(str(d) for d in classifier.probabilities(np.stack(fields)).argmax(1))
 
+# Gaps between the boxes of digits drawn as bench/drawn.py draws them, in heights of the number.
+BOX_GAPS = {"wide": (0.3, 0.7), "tight": (0.05, 0.15), "boxes overlapping": (-0.12, 0.0)}
+
 
 def written_numbers(images: torch.Tensor, labels: torch.Tensor, count: int, rng: random.Random,
                     lengths: Sequence[int], sizes: float = SIZES, baselines: float = BASELINES, **pen: tuple
@@ -140,6 +145,39 @@ def numbers_of(images: torch.Tensor, labels: torch.Tensor, count: int, rng: rand
             coverage, paths = turned(coverage, paths, info["degrees"])
         numbers.append((encode(coverage, kind, rng), digits,
                         {**info, "page": page_request(coverage, written.brush, paths)}))
+    return numbers
+
+
+def brushed(images: torch.Tensor, labels: torch.Tensor, count: int, rng: random.Random,
+            lengths: Sequence[int] = range(2, 7)) -> list[tuple[bytes, str, dict]]:
+    """`count` numbers drawn as bench/drawn.py draws a digit, every length, `BOX_GAPS` kind and
+    canvas kind in turn: each digit's centre lines in a round brush of 4-22% of the number's
+    height (log-uniform, as bench.drawn's), in Pillow at twice the size and averaged down, each
+    digit 0.9-1.1 of the number's 20-160 px and turned up to 6 degrees. (image, digits, what it is)"""
+    numbers = []
+    for n in range(count):
+        length = lengths[n % len(lengths)]
+        gap = list(BOX_GAPS)[(n // len(lengths)) % len(BOX_GAPS)]
+        kind = CANVASES[(n // (len(lengths) * len(BOX_GAPS))) % len(CANVASES)]
+        chosen = [rng.randrange(len(images)) for _ in range(length)]
+        height = float(np.exp(rng.uniform(np.log(20), np.log(160))))
+        brush = max(1.5, height * float(np.exp(rng.uniform(np.log(0.04), np.log(0.22)))))
+        digits = [(*centre_lines(images[i].numpy()), height * rng.uniform(0.9, 1.1)) for i in chosen]
+        lefts, x = [], brush + rng.uniform(10, 60)
+        for _, aspect, size in digits:
+            lefts.append(x)
+            x += aspect * size + rng.uniform(*BOX_GAPS[gap]) * height
+        ink, paper = colours(kind, rng)
+        s = 2  # supersampling, as bench.drawn's
+        image = Image.new("RGBA", (int(x + 60) * s, int(1.6 * height + 40) * s), paper or (0, 0, 0, 0))
+        pen = ImageDraw.Draw(image)
+        for (segments, aspect, size), left in zip(digits, lefts):
+            top = 20 + height - size + rng.uniform(-0.05, 0.05) * height
+            angle = np.radians(rng.uniform(-6, 6))
+            brush_along(pen, place(segments, aspect, left, top, size, angle) * s, brush * s, ink)
+        image = image.resize((image.width // s, image.height // s), Image.Resampling.BOX)
+        numbers.append((encoded(image, kind, rng), "".join(str(int(labels[i])) for i in chosen),
+                        {"gap": gap, "length": length, "kind": kind}))
     return numbers
 
 
@@ -202,18 +240,20 @@ def reading_times(numbers: list[tuple[bytes, str, dict]]) -> dict[str, dict[str,
     return {source: {gap: np.array(ms) for gap, ms in by_gap.items()} for source, by_gap in times.items()}
 
 
-def print_by_gap(heading: str, numbers: list[tuple[bytes, str, dict]], from_images: list[str], from_page: list[str],
-                 naive: list[str]) -> None:
-    """A table of whole numbers read right, by gap kind: as images, from the page, by the baseline."""
-    print(f"| {heading} | count | digitpad, whole number | the same drawn on the page | baseline, whole number |")
-    print("|---|---:|---:|---:|---:|")
-    for name in ["all", *GAPS]:
+def print_by_gap(heading: str, numbers: list[tuple[bytes, str, dict]], from_images: list[str],
+                 from_page: list[str] | None, naive: list[str]) -> None:
+    """A table of whole numbers read right, by gap kind: as images, from the page (unless None: a
+    set drawn without strokes), by the baseline."""
+    columns = {"digitpad, whole number": from_images, "the same drawn on the page": from_page,
+               "baseline, whole number": naive}
+    columns = {name: guesses for name, guesses in columns.items() if guesses is not None}
+    print(f"| {heading} | count | {' | '.join(columns)} |")
+    print(f"|---|---:|{'---:|' * len(columns)}")
+    for name in ["all", *dict.fromkeys(info["gap"] for _, _, info in numbers)]:
         members = [n for n, (_, _, info) in enumerate(numbers) if name in ("all", info["gap"])]
-        if members:
-            ours, page, theirs = (np.mean([guesses[n] == numbers[n][1] for n in members])
-                                  for guesses in (from_images, from_page, naive))
-            print(f"| {f'**{name}**' if name == 'all' else f'gap: {name}'} | {len(members)} | {ours:.1%} | {page:.1%} "
-                  f"| {theirs:.1%} |")
+        right = (np.mean([guesses[n] == numbers[n][1] for n in members]) for guesses in columns.values())
+        print(f"| {f'**{name}**' if name == 'all' else f'gap: {name}'} | {len(members)} | "
+              f"{' | '.join(f'{r:.1%}' for r in right)} |")
 
 
 def main() -> None:
@@ -229,6 +269,8 @@ def main() -> None:
                         help="numbers of 2-6 digits whose digits differ in height by up to a third either way")
     parser.add_argument("--pens", type=int, default=200,
                         help="numbers of 2-6 digits written small, large, with a fine pen and with a fat marker, each")
+    parser.add_argument("--brushed", type=int, default=300,
+                        help="numbers of 2-6 digits drawn as bench/drawn.py draws a digit")
     parser.add_argument("--timed", type=int, default=60, help="4-digit numbers of each gap kind timed in-process")
     args = parser.parse_args()
 
@@ -242,6 +284,7 @@ def main() -> None:
     mixed = numbers_of(images, labels, args.mixed_sizes, rng, lengths=range(2, 7), sizes=MOST_SIZES,
                        baselines=MOST_BASELINES)
     pens = {name: numbers_of(images, labels, args.pens, rng, lengths=range(2, 7), **pen) for name, pen in PENS.items()}
+    drawn_like_digits = brushed(images, labels, args.brushed, rng)
 
     server = None if args.url else Gunicorn("app:create_app()", workers=2)
     url = args.url or server.url
@@ -270,6 +313,7 @@ def main() -> None:
             from_uphill, from_mixed, *from_pens = ([list(pool.map(lambda item: ask(item[0])[0], these)),
                                                     list(pool.map(lambda item: ask(item[2]["page"])[0], these))]
                                                    for these in (uphill, mixed, *pens.values()))
+            from_brushed = list(pool.map(lambda item: ask(item[0])[0], drawn_like_digits))
     finally:
         if server:
             server.stop()
@@ -336,6 +380,12 @@ def main() -> None:
         print(f"\n{len(these)} numbers of 2-6 MNIST test digits written {name}, every canvas kind, "
               f"through {url}/predict/number:\n")
         print_by_gap(name, these, *answered, [baseline(data, classifier) for data, _, _ in these])
+
+    print(f"\n{len(drawn_like_digits)} numbers of 2-6 MNIST test digits drawn as bench/drawn.py draws a digit "
+          f"(a round brush of 4-22% of the height, 20-160 px high, gaps between the digits' boxes), every canvas "
+          f"kind, through {url}/predict/number:\n")
+    print_by_gap("drawn as bench.drawn draws digits", drawn_like_digits, from_brushed, None,
+                 [baseline(data, classifier) for data, _, _ in drawn_like_digits])
 
     times = reading_times(timed)
     print(f"\n4-digit numbers read in this process, one thread, decoding (and the strokes' parsing) included, "
