@@ -26,7 +26,6 @@ thread, decoding included, from the image and from the page's picture and stroke
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import platform
 import random
@@ -78,13 +77,7 @@ def encode(coverage: np.ndarray, kind: str, rng: random.Random) -> bytes:
                                  255 * alpha], axis=-1)
     else:
         pixels = np.array(paper[:3], np.float32) * (1 - alpha) + np.array(ink_colour[:3], np.float32) * alpha
-    image = Image.fromarray(np.round(pixels).astype(np.uint8))
-    buffer = io.BytesIO()
-    if kind.endswith("JPEG"):
-        image.convert("RGB").save(buffer, "JPEG", quality=rng.randint(60, 92))
-    else:
-        image.save(buffer, "PNG")
-    return buffer.getvalue()
+    return encoded(Image.fromarray(np.round(pixels).astype(np.uint8)), kind, rng)
 
 
 def baseline(data: bytes, classifier: Classifier) -> str:

@@ -96,7 +96,7 @@ def main() -> None:
     reader = NumberReader.load(Classifier(DEFAULT_WEIGHTS, "cpu"), device="cpu")
     sent = [segment.answer(segment.read_strokes(inputs.strokes(request), reader, 16,
                                                 inputs.decode_base64(request["image"])))["number"]
-            for request in (as_the_bench_sends(written) for written, *_ in numbers)]
+            for request in (page_request(written.coverage, written.brush, written.paths) for written, *_ in numbers)]
 
     columns = [f"drawn with {name}" for name, _ in DEVICES.values()] + ["as bench.numbers sends them"]
     groups: dict[str, list[int]] = defaultdict(list)
@@ -202,11 +202,6 @@ def fit(written: Written, width: float, height: float) -> tuple[float, tuple[flo
     left = (width - scale * ink_width) / 2 - scale * cols[0]
     top = (height - scale * ink_height) / 2 - scale * rows[0]
     return scale, (left, top)
-
-
-def as_the_bench_sends(written: Written) -> dict:
-    """The number as bench/numbers.py sends a drawing from the page: its picture and strokes."""
-    return page_request(written.coverage, written.brush, written.paths)
 
 
 if __name__ == "__main__":
